@@ -1,0 +1,34 @@
+// Migrations are listed here rather than discovered on disk, so the same list runs under type stripping,
+// in tests and in the CLI. Forward-only: never edit one that has shipped, add a new one.
+import type { Knex } from 'knex';
+import * as oidcPayloads from './20261123_001_oidc_payloads.ts';
+import * as signingKeys from './20261123_002_signing_keys.ts';
+import * as clients from './20261123_003_clients.ts';
+import * as users from './20261123_004_users.ts';
+import * as apiResources from './20261123_005_api_resources.ts';
+
+interface Migration {
+  up(knex: Knex): Promise<void>;
+  down?(knex: Knex): Promise<void>;
+}
+
+const migrations: Record<string, Migration> = {
+  '20261123_001_oidc_payloads': oidcPayloads,
+  '20261123_002_signing_keys': signingKeys,
+  '20261123_003_clients': clients,
+  '20261123_004_users': users,
+  '20261123_005_api_resources': apiResources,
+};
+
+export const migrationSource: Knex.MigrationSource<string> = {
+  async getMigrations() {
+    return Object.keys(migrations);
+  },
+  getMigrationName(name) {
+    return name;
+  },
+  async getMigration(name) {
+    const migration = migrations[name];
+    return { up: migration.up, down: migration.down ?? (async () => { throw new Error('migrations are forward-only'); }) };
+  },
+};

@@ -1,0 +1,36 @@
+// Builds the Koa application: shared middleware, our routes, then oidc-provider for the rest.
+import Koa from 'koa';
+import type { Runtime } from './runtime.ts';
+import { requestContext } from './http/request-context.ts';
+import { errorHandler, problem } from './http/errors.ts';
+import { securityHeaders } from './http/security-headers.ts';
+import { opsRoutes } from './ops/routes.ts';
+import { interactionRoutes } from './interactions/routes.ts';
+
+export function buildApp(runtime: Runtime): Koa {
+  const { config, log, views, providerHost } = runtime;
+  const app = new Koa({ proxy: config.trustedProxies.length > 0, keys: runtime.secrets.cookieKeys });
+  app.silent = true;
+  app.on('error', (error) => log.error({ err: error }, 'unhandled koa error'));
+
+  app.use(requestContext(log));
+  app.use(securityHeaders());
+  app.use(errorHandler(views));
+
+  const ops = opsRoutes(runtime.db, runtime.hot);
+  app.use(ops.routes());
+  const interactions = interactionRoutes({
+    providerHost,
+    users: runtime.users,
+    clients: runtime.clients,
+    views,
+    csrfKey: runtime.secrets.cookieKeys[0],
+  });
+  app.use(interactions.routes());
+  app.use(interactions.allowedMethods());
+  app.use(providerHost.middleware);
+  app.use(async (ctx) => {
+    if (ctx.status === 404 && !ctx.body) problem(ctx, 404, 'not-found', `no route for ${ctx.method} ${ctx.path}`);
+  });
+  return app;
+}

@@ -1,0 +1,128 @@
+// OAuth clients stored in PostgreSQL. Secrets are generated here, shown once and kept only as
+// SHA-256 (they are 256-bit random, so a slow hash would add nothing but latency).
+import { randomUUID } from 'node:crypto';
+import type { Database } from '../store/database.ts';
+import type { HotStore } from '../store/hot-store.ts';
+import { BroadcastCache } from '../store/local-cache.ts';
+import { randomToken, sha256Hex } from '../security/crypto.ts';
+import { clientQueries, type ClientRow } from './queries.ts';
+
+export const CLIENT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
+export type ClientAuthMethod = (typeof CLIENT_AUTH_METHODS)[number];
+
+export interface NewClient {
+  clientId?: string;
+  name: string;
+  redirectUris?: string[];
+  postLogoutRedirectUris?: string[];
+  grantTypes?: string[];
+  authMethod?: ClientAuthMethod;
+  scope?: string;
+  firstParty?: boolean;
+  backchannelLogoutUri?: string;
+  jwksUri?: string;
+  jwks?: { keys: unknown[] };
+}
+
+export interface ClientRecord {
+  clientId: string;
+  metadata: Record<string, unknown>;
+  firstParty: boolean;
+  createdAt: Date;
+}
+
+// What oidc-provider receives: the metadata plus the secret's digest in place of the secret.
+export type ProviderClientMetadata = Record<string, unknown> & { client_id: string };
+
+export class ClientValidationError extends Error {}
+
+export interface ClientServiceOptions {
+  db: Database;
+  hot: HotStore;
+  // oidc-provider's own metadata validation, so nothing is stored that the provider would refuse.
+  validate?: (metadata: Record<string, unknown>) => Promise<void>;
+}
+
+export function createClientService(options: ClientServiceOptions) {
+  const queries = clientQueries(options.db);
+  const cache = new BroadcastCache<{ row: ClientRow } | { missing: true }>(options.hot, 'clients:changed', {
+    max: 10_000,
+    ttlSeconds: 60,
+  });
+
+  function toRecord(row: ClientRow): ClientRecord {
+    return { clientId: row.client_id, metadata: row.metadata, firstParty: row.first_party, createdAt: row.created_at };
+  }
+
+  async function cachedRow(clientId: string): Promise<ClientRow | undefined> {
+    const entry = await cache.get(clientId, async () => {
+      const row = await queries.find(clientId);
+      return row ? { row } : { missing: true as const };
+    });
+    return entry && 'row' in entry ? entry.row : undefined;
+  }
+
+  return {
+    start: () => cache.start(),
+
+    async create(input: NewClient): Promise<{ client: ClientRecord; clientSecret?: string }> {
+      const authMethod = input.authMethod ?? 'client_secret_basic';
+      const grantTypes = input.grantTypes ?? ['authorization_code', 'refresh_token'];
+      const usesRedirects = grantTypes.includes('authorization_code');
+      const metadata: Record<string, unknown> = {
+        client_id: input.clientId ?? randomUUID(),
+        client_name: input.name,
+        grant_types: grantTypes,
+        response_types: usesRedirects ? ['code'] : [],
+        redirect_uris: usesRedirects ? (input.redirectUris ?? []) : [],
+        post_logout_redirect_uris: input.postLogoutRedirectUris ?? [],
+        token_endpoint_auth_method: authMethod,
+      };
+      if (input.scope) metadata.scope = input.scope;
+      if (input.backchannelLogoutUri) {
+        metadata.backchannel_logout_uri = input.backchannelLogoutUri;
+        metadata.backchannel_logout_session_required = true;
+      }
+      if (input.jwksUri) metadata.jwks_uri = input.jwksUri;
+      if (input.jwks) metadata.jwks = input.jwks;
+
+      const clientSecret = authMethod.startsWith('client_secret_') ? randomToken(32) : undefined;
+      const secretSha256 = clientSecret ? sha256Hex(clientSecret) : null;
+      if (options.validate) {
+        try {
+          await options.validate(secretSha256 ? { ...metadata, client_secret: secretSha256 } : metadata);
+        } catch (error) {
+          throw new ClientValidationError((error as { error_description?: string }).error_description ?? String(error));
+        }
+      }
+      const row = { client_id: metadata.client_id as string, secret_sha256: secretSha256, metadata, first_party: input.firstParty ?? false };
+      await queries.insert(row);
+      await cache.invalidate(row.client_id);
+      return { client: { clientId: row.client_id, metadata, firstParty: row.first_party, createdAt: new Date() }, clientSecret };
+    },
+
+    async list(): Promise<ClientRecord[]> {
+      return (await queries.list()).map(toRecord);
+    },
+
+    async get(clientId: string): Promise<ClientRecord | undefined> {
+      const row = await cachedRow(clientId);
+      return row ? toRecord(row) : undefined;
+    },
+
+    async delete(clientId: string): Promise<boolean> {
+      const deleted = await queries.delete(clientId);
+      await cache.invalidate(clientId);
+      return deleted;
+    },
+
+    async providerMetadata(clientId: string): Promise<ProviderClientMetadata | undefined> {
+      const row = await cachedRow(clientId);
+      if (!row) return undefined;
+      const metadata = { ...row.metadata, client_id: row.client_id };
+      return row.secret_sha256 ? { ...metadata, client_secret: row.secret_sha256 } : metadata;
+    },
+  };
+}
+
+export type ClientService = ReturnType<typeof createClientService>;

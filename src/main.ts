@@ -1,0 +1,255 @@
+#!/usr/bin/env node
+// The command line: start, migrate, bootstrap, clients, apis, users, keys.
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, type Config } from './config.ts';
+import { createRuntime, type Runtime } from './runtime.ts';
+import { startServer } from './server.ts';
+import { createDatabase, migrateToLatest } from './store/database.ts';
+import { CLIENT_AUTH_METHODS, ClientValidationError, type ClientAuthMethod } from './clients/service.ts';
+import { randomToken } from './security/crypto.ts';
+
+const usage = `usage: idp <command>
+
+  start                          run the provider
+  migrate                        apply database migrations
+  bootstrap                      create the first admin user and first clients (once)
+  clients create --name N [--redirect-uri U]... [--post-logout-redirect-uri U]...
+                 [--grant-type G]... [--auth-method M] [--scope S] [--first-party]
+                 [--backchannel-logout-uri U] [--client-id ID]
+  clients list | clients delete <client_id>
+  apis create --identifier URI --name N --scope S... [--ttl SECONDS] [--alg RS256|ES256|EdDSA]
+  apis list | apis delete <identifier>
+  users create --email E [--username U] [--name N] [--admin]   (password from IDP_PASSWORD or generated)
+  keys list | keys rotate`;
+
+type Flags = Record<string, string | boolean | string[] | undefined>;
+
+const flagOptions = {
+  name: { type: 'string' },
+  'redirect-uri': { type: 'string', multiple: true },
+  'post-logout-redirect-uri': { type: 'string', multiple: true },
+  'grant-type': { type: 'string', multiple: true },
+  'auth-method': { type: 'string' },
+  scope: { type: 'string', multiple: true },
+  'first-party': { type: 'boolean' },
+  'backchannel-logout-uri': { type: 'string' },
+  'client-id': { type: 'string' },
+  identifier: { type: 'string' },
+  ttl: { type: 'string' },
+  alg: { type: 'string' },
+  email: { type: 'string' },
+  username: { type: 'string' },
+  admin: { type: 'boolean' },
+  json: { type: 'boolean' },
+} as const;
+
+class UsageError extends Error {}
+
+function print(value: unknown, asJson: boolean): void {
+  if (asJson || typeof value !== 'string') console.log(JSON.stringify(value, null, 2));
+  else console.log(value);
+}
+
+async function withRuntime<T>(config: Config, work: (runtime: Runtime) => Promise<T>): Promise<T> {
+  const runtime = await createRuntime(config, { log: undefined });
+  try {
+    return await work(runtime);
+  } finally {
+    await runtime.close();
+  }
+}
+
+async function start(config: Config): Promise<void> {
+  const runtime = await createRuntime(config, { serve: true });
+  const { log } = runtime;
+  if (config.embedded.database || config.embedded.hotStore) {
+    log.warn(
+      {
+        database: config.embedded.database ? `PGlite in ${config.database.dataDir}/pglite` : 'PostgreSQL',
+        hotStore: config.embedded.hotStore ? 'in-process' : 'Redis',
+        generatedSecrets: runtime.secrets.generated,
+      },
+      'running on the embedded default: single instance, for development and evaluation; set DATABASE_URL and REDIS_URL for production',
+    );
+  }
+  const running = await startServer(runtime);
+  log.info({ issuer: config.issuer, listening: `${config.host}:${running.server.address() && (running.server.address() as { port: number }).port}` }, 'identity provider started');
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down: finishing requests in flight');
+    await running.close();
+    await runtime.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+async function clientsCommand(config: Config, action: string | undefined, args: string[], flags: Flags): Promise<void> {
+  await withRuntime(config, async ({ clients }) => {
+    switch (action) {
+      case 'create': {
+        if (typeof flags.name !== 'string') throw new UsageError('clients create needs --name');
+        const authMethod = (flags['auth-method'] as string | undefined) ?? 'client_secret_basic';
+        if (!CLIENT_AUTH_METHODS.includes(authMethod as ClientAuthMethod)) {
+          throw new UsageError(`--auth-method must be one of ${CLIENT_AUTH_METHODS.join(', ')}`);
+        }
+        const { client, clientSecret } = await clients.create({
+          clientId: flags['client-id'] as string | undefined,
+          name: flags.name,
+          redirectUris: flags['redirect-uri'] as string[] | undefined,
+          postLogoutRedirectUris: flags['post-logout-redirect-uri'] as string[] | undefined,
+          grantTypes: flags['grant-type'] as string[] | undefined,
+          authMethod: authMethod as ClientAuthMethod,
+          scope: (flags.scope as string[] | undefined)?.join(' '),
+          firstParty: Boolean(flags['first-party']),
+          backchannelLogoutUri: flags['backchannel-logout-uri'] as string | undefined,
+        });
+        print({ client_id: client.clientId, client_secret: clientSecret, note: clientSecret ? 'the secret is shown only once' : undefined, metadata: client.metadata }, true);
+        return;
+      }
+      case 'list':
+        print((await clients.list()).map((c) => ({ client_id: c.clientId, name: c.metadata.client_name, first_party: c.firstParty, grant_types: c.metadata.grant_types, auth_method: c.metadata.token_endpoint_auth_method })), true);
+        return;
+      case 'delete':
+        if (!args[0]) throw new UsageError('clients delete needs a client_id');
+        if (!(await clients.delete(args[0]))) throw new UsageError(`no client ${args[0]}`);
+        print(`deleted client ${args[0]}`, false);
+        return;
+      default:
+        throw new UsageError('clients takes create, list or delete');
+    }
+  });
+}
+
+async function apisCommand(config: Config, action: string | undefined, args: string[], flags: Flags): Promise<void> {
+  await withRuntime(config, async ({ apis }) => {
+    switch (action) {
+      case 'create': {
+        if (typeof flags.identifier !== 'string' || typeof flags.name !== 'string') throw new UsageError('apis create needs --identifier and --name');
+        await apis.create({
+          identifier: flags.identifier,
+          name: flags.name,
+          scopes: (flags.scope as string[] | undefined) ?? [],
+          accessTokenTtl: flags.ttl ? Number(flags.ttl) : undefined,
+          signingAlg: flags.alg as string | undefined,
+        });
+        print(await apis.find(flags.identifier), true);
+        return;
+      }
+      case 'list':
+        print(await apis.list(), true);
+        return;
+      case 'delete':
+        if (!args[0] || !(await apis.delete(args[0]))) throw new UsageError(`no API ${args[0] ?? ''}`);
+        print(`deleted API ${args[0]}`, false);
+        return;
+      default:
+        throw new UsageError('apis takes create, list or delete');
+    }
+  });
+}
+
+async function usersCommand(config: Config, action: string | undefined, flags: Flags): Promise<void> {
+  if (action !== 'create') throw new UsageError('users takes create');
+  if (typeof flags.email !== 'string') throw new UsageError('users create needs --email');
+  const password = process.env.IDP_PASSWORD || randomToken(18);
+  await withRuntime(config, async ({ users }) => {
+    const user = await users.create({
+      email: flags.email as string,
+      username: flags.username as string | undefined,
+      name: flags.name as string | undefined,
+      password,
+      emailVerified: true,
+      isAdmin: Boolean(flags.admin),
+    });
+    print({ ...user, password: process.env.IDP_PASSWORD ? undefined : password }, true);
+  });
+}
+
+async function keysCommand(config: Config, action: string | undefined): Promise<void> {
+  await withRuntime(config, async ({ keys }) => {
+    if (action === 'list') print(await keys.list(), true);
+    else if (action === 'rotate') print(await keys.rotate(), true);
+    else throw new UsageError('keys takes list or rotate');
+  });
+}
+
+// Creates the first admin and two clients: a first-party web app and a machine client.
+async function bootstrap(config: Config): Promise<void> {
+  await withRuntime(config, async ({ users, clients, apis }) => {
+    if ((await users.count()) > 0) throw new UsageError('already bootstrapped: users exist');
+    const email = process.env.IDP_ADMIN_EMAIL || 'admin@example.com';
+    const password = process.env.IDP_ADMIN_PASSWORD || randomToken(18);
+    const admin = await users.create({ email, username: 'admin', name: 'Administrator', password, emailVerified: true, isAdmin: true });
+    const apiIdentifier = `${config.issuer}/api`;
+    if (!(await apis.find(apiIdentifier))) await apis.create({ identifier: apiIdentifier, name: 'Admin API', scopes: ['admin'] });
+    const web = await clients.create({
+      name: 'Example web app',
+      redirectUris: ['http://localhost:8080/callback'],
+      postLogoutRedirectUris: ['http://localhost:8080/'],
+      grantTypes: ['authorization_code', 'refresh_token'],
+      firstParty: true,
+    });
+    const machine = await clients.create({ name: 'Example service', grantTypes: ['client_credentials'], scope: 'admin' });
+    print(
+      {
+        admin: { id: admin.id, email, password: process.env.IDP_ADMIN_PASSWORD ? undefined : password },
+        web_client: { client_id: web.client.clientId, client_secret: web.clientSecret, redirect_uri: 'http://localhost:8080/callback' },
+        machine_client: { client_id: machine.client.clientId, client_secret: machine.clientSecret, resource: apiIdentifier },
+        note: 'secrets and the password are shown only once',
+      },
+      true,
+    );
+  });
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { positionals, values } = parseArgs({ args: argv, options: flagOptions, allowPositionals: true, strict: true });
+  const [command, action, ...rest] = positionals;
+  if (!command || command === 'help') {
+    console.log(usage);
+    return;
+  }
+  const config = loadConfig();
+  switch (command) {
+    case 'start':
+      return start(config);
+    case 'migrate': {
+      const db = createDatabase(config.database);
+      try {
+        const applied = await migrateToLatest(db);
+        console.log(applied.length ? `applied: ${applied.join(', ')}` : 'already up to date');
+      } finally {
+        await db.destroy();
+      }
+      return;
+    }
+    case 'bootstrap':
+      return bootstrap(config);
+    case 'clients':
+      return clientsCommand(config, action, rest, values);
+    case 'apis':
+      return apisCommand(config, action, rest, values);
+    case 'users':
+      return usersCommand(config, action, values);
+    case 'keys':
+      return keysCommand(config, action);
+    default:
+      throw new UsageError(`unknown command ${command}`);
+  }
+}
+
+main(process.argv.slice(2)).catch((error) => {
+  if (error instanceof ConfigError || error instanceof UsageError || error instanceof ClientValidationError) {
+    console.error(`idp: ${error.message}`);
+    if (error instanceof UsageError) console.error(usage);
+  } else if ((error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    console.error(`idp: ${(error as Error).message}`);
+  } else {
+    console.error(`idp: ${(error as Error).message}`);
+  }
+  process.exit(1);
+});

@@ -1,0 +1,63 @@
+// Registered APIs (resource servers). Tokens requested with `resource=<identifier>` are JWTs
+// whose audience is the API and whose scopes are limited to the API's scopes.
+import type { Database } from '../store/database.ts';
+import type { HotStore } from '../store/hot-store.ts';
+import { BroadcastCache } from '../store/local-cache.ts';
+
+export interface ApiResource {
+  identifier: string;
+  name: string;
+  scopes: string[];
+  accessTokenTtl: number | null;
+  signingAlg: string | null;
+}
+
+interface Row {
+  identifier: string;
+  name: string;
+  scopes: string[];
+  access_token_ttl: number | null;
+  signing_alg: string | null;
+}
+
+const toResource = (row: Row): ApiResource => ({
+  identifier: row.identifier,
+  name: row.name,
+  scopes: row.scopes,
+  accessTokenTtl: row.access_token_ttl,
+  signingAlg: row.signing_alg,
+});
+
+export function createApiResourceService(db: Database, hot: HotStore) {
+  const cache = new BroadcastCache<{ resource?: ApiResource }>(hot, 'api-resources:changed', { max: 10_000, ttlSeconds: 60 });
+  return {
+    start: () => cache.start(),
+    async find(identifier: string): Promise<ApiResource | undefined> {
+      const entry = await cache.get(identifier, async () => {
+        const row = await db('api_resources').where({ identifier }).first();
+        return { resource: row ? toResource(row) : undefined };
+      });
+      return entry?.resource;
+    },
+    async list(): Promise<ApiResource[]> {
+      return (await db('api_resources').select('*').orderBy('identifier')).map(toResource);
+    },
+    async create(input: { identifier: string; name: string; scopes: string[]; accessTokenTtl?: number; signingAlg?: string }) {
+      await db('api_resources').insert({
+        identifier: input.identifier,
+        name: input.name,
+        scopes: input.scopes,
+        access_token_ttl: input.accessTokenTtl ?? null,
+        signing_alg: input.signingAlg ?? null,
+      });
+      await cache.invalidate(input.identifier);
+    },
+    async delete(identifier: string): Promise<boolean> {
+      const deleted = (await db('api_resources').where({ identifier }).delete()) > 0;
+      await cache.invalidate(identifier);
+      return deleted;
+    },
+  };
+}
+
+export type ApiResourceService = ReturnType<typeof createApiResourceService>;

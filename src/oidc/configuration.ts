@@ -1,0 +1,153 @@
+// oidc-provider configuration. Every option the library asks us to decide is decided here, so it
+// prints no development warnings.
+import type { Configuration, KoaContextWithOIDC, ResourceServer, UnknownObject } from 'oidc-provider';
+import { errors } from 'oidc-provider';
+import type { Config } from '../config.ts';
+import type { ClientService } from '../clients/service.ts';
+import type { UserService } from '../users/service.ts';
+import type { ApiResourceService } from './api-resources.ts';
+import type { Views } from '../http/views.ts';
+import { CLIENT_AUTH_METHODS } from '../clients/service.ts';
+import { createAccountFinder } from './account.ts';
+
+export interface ConfigurationDependencies {
+  config: Config;
+  cookieKeys: string[];
+  jwks: { keys: UnknownObject[] };
+  adapter: NonNullable<Configuration['adapter']>;
+  clients: ClientService;
+  users: UserService;
+  apis: ApiResourceService;
+  views: Views;
+}
+
+const ASYMMETRIC_ALGS = ['RS256', 'PS256', 'ES256', 'EdDSA'];
+
+export function buildConfiguration(deps: ConfigurationDependencies): Configuration {
+  const { config, clients, apis, views } = deps;
+
+  async function getResourceServerInfo(_ctx: KoaContextWithOIDC, indicator: string): Promise<ResourceServer> {
+    const api = await apis.find(indicator);
+    if (!api) throw new errors.InvalidTarget('the resource is not a registered API');
+    return {
+      scope: api.scopes.join(' '),
+      audience: api.identifier,
+      accessTokenTTL: api.accessTokenTtl ?? config.ttl.accessToken,
+      accessTokenFormat: 'jwt',
+      jwt: { sign: { alg: (api.signingAlg ?? config.signingAlg) as 'RS256' } },
+    };
+  }
+
+  return {
+    adapter: deps.adapter,
+    clients: [],
+    jwks: deps.jwks as Configuration['jwks'],
+    findAccount: createAccountFinder(deps.users),
+    cookies: {
+      keys: deps.cookieKeys,
+      names: { session: '_session', interaction: '_interaction', resume: '_interaction_resume' },
+      long: { httpOnly: true, sameSite: 'lax' },
+      short: { httpOnly: true, sameSite: 'lax' },
+    },
+    claims: {
+      openid: ['sub'],
+      email: ['email', 'email_verified'],
+      profile: ['name', 'preferred_username', 'updated_at'],
+    },
+    scopes: ['openid', 'offline_access', 'email', 'profile'],
+    // Authorization code only: the implicit and hybrid flows are deprecated (RFC 9700).
+    responseTypes: ['code'],
+    clientAuthMethods: [...CLIENT_AUTH_METHODS],
+    // Client secrets are stored only as digests, so nothing can be HMAC-signed with them.
+    enabledJWA: {
+      clientAuthSigningAlgValues: ASYMMETRIC_ALGS as never,
+      requestObjectSigningAlgValues: ASYMMETRIC_ALGS as never,
+      idTokenSigningAlgValues: ASYMMETRIC_ALGS as never,
+      userinfoSigningAlgValues: ASYMMETRIC_ALGS as never,
+      introspectionSigningAlgValues: ASYMMETRIC_ALGS as never,
+      authorizationSigningAlgValues: ASYMMETRIC_ALGS as never,
+    },
+    clientDefaults: {
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: config.signingAlg,
+    },
+    pkce: {
+      // RFC 9700: PKCE for every public client; confidential clients may use it and are encouraged to.
+      required: (_ctx, client) => client.clientAuthMethod === 'none',
+    },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: {
+        enabled: true,
+        // Any confidential client (a resource server) may introspect; a public client only its own tokens.
+        allowedPolicy: async (_ctx, client, token) =>
+          client.clientAuthMethod !== 'none' || token.clientId === client.clientId,
+      },
+      revocation: {
+        enabled: true,
+        allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
+      },
+      backchannelLogout: { enabled: true },
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: async (ctx, form) => {
+          ctx.type = 'html';
+          ctx.body = views.render('logout.njk', { form, clientName: ctx.oidc.client?.clientName });
+        },
+        postLogoutSuccessSource: async (ctx) => {
+          ctx.type = 'html';
+          ctx.body = views.render('logged-out.njk', { clientName: ctx.oidc.client?.clientName });
+        },
+      },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: async (_ctx, _client, oneOf) => oneOf,
+        useGrantedResource: async () => false,
+        getResourceServerInfo,
+      },
+      userinfo: { enabled: true },
+      dPoP: { enabled: true },
+      pushedAuthorizationRequests: { enabled: true },
+    },
+    issueRefreshToken: async (_ctx, client, code) => {
+      if (!client.grantTypeAllowed('refresh_token')) return false;
+      if (code.scopes.has('offline_access')) return true;
+      // First-party apps keep their users signed in with a refresh token bound to the session.
+      return (await clients.get(client.clientId))?.firstParty ?? false;
+    },
+    // Rotate on every use; presenting a rotated-out token revokes the whole grant.
+    rotateRefreshToken: () => true,
+    ttl: {
+      AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.ttl.accessToken,
+      AuthorizationCode: config.ttl.authorizationCode,
+      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.ttl.clientCredentials,
+      IdToken: config.ttl.idToken,
+      RefreshToken: config.ttl.refreshToken,
+      Session: config.ttl.session,
+      Grant: config.ttl.grant,
+      Interaction: config.ttl.interaction,
+      DeviceCode: 600,
+      BackchannelAuthenticationRequest: 600,
+    },
+    interactions: {
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+    },
+    clientBasedCORS: (_ctx, origin, client) => {
+      const allowed = [...(client.redirectUris ?? []), ...(client.postLogoutRedirectUris ?? [])];
+      return allowed.some((uri) => {
+        try {
+          return new URL(uri).origin === origin;
+        } catch {
+          return false;
+        }
+      });
+    },
+    renderError: async (ctx, out) => {
+      ctx.type = 'html';
+      ctx.body = views.render('error.njk', { error: out.error, description: out.error_description });
+    },
+  };
+}

@@ -1,0 +1,82 @@
+// Queries on oidc_payloads, the durable home of long-lived oidc-provider models.
+import type { AdapterPayload } from 'oidc-provider';
+import type { Database } from '../store/database.ts';
+
+export interface DurableRow {
+  payload: AdapterPayload;
+  expiresIn: number;
+}
+
+export function durablePayloads(db: Database, model: string) {
+  const table = () => db('oidc_payloads');
+  const live = () => table().where({ model }).where((q) => q.whereNull('expires_at').orWhere('expires_at', '>', db.fn.now()));
+
+  return {
+    async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+      const row = {
+        model,
+        id,
+        payload: JSON.stringify(payload),
+        grant_id: payload.grantId ?? null,
+        uid: payload.uid ?? null,
+        user_code: payload.userCode ?? null,
+        account_id: payload.accountId ?? null,
+        expires_at: expiresIn ? new Date(Date.now() + expiresIn * 1000) : null,
+      };
+      await table().insert(row).onConflict(['model', 'id']).merge(['payload', 'grant_id', 'uid', 'user_code', 'account_id', 'expires_at']);
+    },
+
+    async find(id: string): Promise<DurableRow | undefined> {
+      const row = await live().andWhere({ id }).first('payload', 'consumed_at', 'expires_at');
+      if (!row) return undefined;
+      const payload: AdapterPayload = typeof row.payload === 'string' ? JSON.parse(row.payload) : row.payload;
+      if (row.consumed_at) payload.consumed = Math.floor(new Date(row.consumed_at).getTime() / 1000);
+      const expiresIn = row.expires_at ? Math.floor((new Date(row.expires_at).getTime() - Date.now()) / 1000) : Infinity;
+      return { payload, expiresIn };
+    },
+
+    async idByUid(uid: string): Promise<string | undefined> {
+      const row = await live().andWhere({ uid }).first('id');
+      return row?.id;
+    },
+
+    async idByUserCode(userCode: string): Promise<string | undefined> {
+      const row = await live().andWhere({ user_code: userCode }).first('id');
+      return row?.id;
+    },
+
+    // Returns the consumption time in epoch seconds when this call consumed it.
+    async consume(id: string): Promise<number | undefined> {
+      const rows = await table()
+        .where({ model, id })
+        .whereNull('consumed_at')
+        .update({ consumed_at: db.fn.now() }, ['consumed_at']);
+      return rows[0] ? Math.floor(new Date(rows[0].consumed_at).getTime() / 1000) : undefined;
+    },
+
+    async destroy(id: string): Promise<void> {
+      await table().where({ model, id }).delete();
+    },
+
+    async destroyByGrantId(grantId: string): Promise<string[]> {
+      const rows = await table().where({ model, grant_id: grantId }).delete(['id']);
+      return rows.map((row: { id: string }) => row.id);
+    },
+  };
+}
+
+// Removes expired rows in bounded batches; returns how many it removed.
+export async function purgeExpiredPayloads(db: Database, batchSize = 1000, maxBatches = 20): Promise<number> {
+  let removed = 0;
+  for (let batch = 0; batch < maxBatches; batch++) {
+    const result = await db.raw(
+      `DELETE FROM oidc_payloads WHERE (model, id) IN (
+         SELECT model, id FROM oidc_payloads WHERE expires_at < now() LIMIT ?)`,
+      [batchSize],
+    );
+    const count = result.rowCount ?? result.affectedRows ?? 0;
+    removed += count;
+    if (count < batchSize) break;
+  }
+  return removed;
+}

@@ -1,0 +1,40 @@
+// Where each oidc-provider model lives (see ARCHITECTURE.md, "Storage").
+export const durableModels = new Set([
+  'Session',
+  'Grant',
+  'RefreshToken',
+  'RegistrationAccessToken',
+  'InitialAccessToken',
+]);
+
+// Models whose `consume()` must be atomic and visible to every later `find()`.
+export const consumableModels = new Set([
+  'AuthorizationCode',
+  'RefreshToken',
+  'DeviceCode',
+  'BackchannelAuthenticationRequest',
+  'PushedAuthorizationRequest',
+  'PreAuthorizedCode',
+]);
+
+// Every model that can carry a grantId, for revoking a grant from our own code.
+export const grantableModels = [
+  'AccessToken',
+  'AuthorizationCode',
+  'RefreshToken',
+  'DeviceCode',
+  'BackchannelAuthenticationRequest',
+  'PreAuthorizedCode',
+] as const;
+
+// Hash tags keep a record and its consumed marker in one Redis Cluster slot.
+export const hotKeys = {
+  record: (model: string, id: string) => `oidc:{${model}:${id}}`,
+  consumed: (model: string, id: string) => `oidc:{${model}:${id}}:consumed`,
+  grant: (grantId: string) => `oidc:grant:{${grantId}}`,
+  uid: (model: string, uid: string) => `oidc:uid:{${model}:${uid}}`,
+  userCode: (model: string, userCode: string) => `oidc:usercode:{${model}:${userCode}}`,
+};
+
+// How long a durable record may be served from the hot-store cache before re-reading PostgreSQL.
+export const DURABLE_CACHE_SECONDS = 300;

@@ -1,0 +1,155 @@
+// Holds the running oidc-provider instance. Keys are fixed when a Provider is constructed, so a
+// key change builds a new Provider and swaps it in; requests already in flight finish on the old one.
+import Provider, { type Adapter, type AdapterPayload } from 'oidc-provider';
+import compose from 'koa-compose';
+import type { Middleware } from 'koa';
+import type { Logger } from 'pino';
+import type { Config } from '../config.ts';
+import type { HotStore } from '../store/hot-store.ts';
+import type { Database } from '../store/database.ts';
+import type { ClientService } from '../clients/service.ts';
+import type { UserService } from '../users/service.ts';
+import type { ApiResourceService } from './api-resources.ts';
+import type { KeyService } from '../keys/service.ts';
+import type { Views } from '../http/views.ts';
+import { KEYS_CHANGED_CHANNEL } from '../keys/service.ts';
+import { constantTimeEqual, sha256Hex } from '../security/crypto.ts';
+import { buildConfiguration } from './configuration.ts';
+import { createAdapterFactory } from './adapter.ts';
+
+export interface ProviderHostDependencies {
+  config: Config;
+  cookieKeys: string[];
+  db: Database;
+  hot: HotStore;
+  log: Logger;
+  clients: ClientService;
+  users: UserService;
+  apis: ApiResourceService;
+  keys: KeyService;
+  views: Views;
+}
+
+interface Built {
+  provider: Provider;
+  middleware: Middleware;
+  version: number;
+}
+
+export class ProviderHost {
+  #deps: ProviderHostDependencies;
+  #current?: Built;
+  #adapterFor: (model: string) => Adapter;
+  #rebuilding?: Promise<void>;
+
+  constructor(deps: ProviderHostDependencies) {
+    this.#deps = deps;
+    const storage = createAdapterFactory({ db: deps.db, hot: deps.hot, log: deps.log });
+    const clientAdapter = new ClientAdapter(deps.clients);
+    const adapters = new Map<string, Adapter>();
+    this.#adapterFor = (model) => {
+      if (model === 'Client') return clientAdapter;
+      let adapter = adapters.get(model);
+      if (!adapter) adapters.set(model, (adapter = storage(model)));
+      return adapter;
+    };
+  }
+
+  get provider(): Provider {
+    if (!this.#current) throw new Error('provider not built yet');
+    return this.#current.provider;
+  }
+
+  get version(): number {
+    return this.#current?.version ?? -1;
+  }
+
+  adapterFor(model: string): Adapter {
+    return this.#adapterFor(model);
+  }
+
+  readonly middleware: Middleware = (ctx, next) => {
+    if (!this.#current) throw new Error('provider not built yet');
+    return this.#current.middleware(ctx, next);
+  };
+
+  async start(): Promise<void> {
+    await this.#build();
+    await this.#deps.hot.subscribe(KEYS_CHANGED_CHANNEL, () => void this.refresh());
+  }
+
+  // Rebuilds when the stored key version moved; safe to call often (it is one small query).
+  async refresh(): Promise<void> {
+    this.#rebuilding ??= (async () => {
+      try {
+        const version = await this.#deps.keys.version();
+        if (version !== this.version) await this.#build();
+      } catch (error) {
+        this.#deps.log.error({ err: error }, 'could not refresh signing keys');
+      } finally {
+        this.#rebuilding = undefined;
+      }
+    })();
+    return this.#rebuilding;
+  }
+
+  // A throwaway Provider with the current keys, for validating client metadata outside a request.
+  async validateClientMetadata(metadata: Record<string, unknown>): Promise<void> {
+    const provider = this.#current?.provider ?? (await this.#construct()).provider;
+    await provider.Client.validate(metadata as never);
+  }
+
+  async #build(): Promise<void> {
+    const built = await this.#construct();
+    this.#current = built;
+    this.#deps.log.info({ keyVersion: built.version }, 'oidc provider ready');
+  }
+
+  async #construct(): Promise<Built> {
+    const { config, log } = this.#deps;
+    const { version, jwks } = await this.#deps.keys.providerJwks(config.signingAlg);
+    const configuration = buildConfiguration({
+      config,
+      cookieKeys: this.#deps.cookieKeys,
+      jwks: jwks as never,
+      adapter: this.#adapterFor,
+      clients: this.#deps.clients,
+      users: this.#deps.users,
+      apis: this.#deps.apis,
+      views: this.#deps.views,
+    });
+    const provider = new Provider(config.issuer, configuration);
+    provider.proxy = config.trustedProxies.length > 0;
+    // Stored client secrets are SHA-256 digests: compare the digest of what the client sent.
+    provider.Client.prototype.compareClientSecret = function compareClientSecret(this: { clientSecret: string }, actual: string) {
+      return constantTimeEqual(this.clientSecret, sha256Hex(actual));
+    } as never;
+    provider.on('server_error', (_ctx, error) => log.error({ err: error }, 'oidc server error'));
+    return { provider, middleware: compose(provider.middleware), version };
+  }
+}
+
+// Clients come from the clients service (cached per instance, invalidated on change everywhere).
+class ClientAdapter implements Adapter {
+  #clients: ClientService;
+  constructor(clients: ClientService) {
+    this.#clients = clients;
+  }
+  async find(id: string): Promise<AdapterPayload | undefined> {
+    return (await this.#clients.providerMetadata(id)) as AdapterPayload | undefined;
+  }
+  async upsert(): Promise<void> {
+    throw new Error('clients are managed through the clients service');
+  }
+  async findByUid(): Promise<undefined> {
+    return undefined;
+  }
+  async findByUserCode(): Promise<undefined> {
+    return undefined;
+  }
+  async consume(): Promise<void> {}
+  async destroy(): Promise<void> {
+    throw new Error('clients are managed through the clients service');
+  }
+  async revokeByGrantId(): Promise<void> {}
+}

@@ -1,0 +1,85 @@
+// Wires the services together once, for the server, the CLI and the tests alike.
+import type { Logger } from 'pino';
+import type { Config } from './config.ts';
+import { createDatabase, migrateToLatest, type Database } from './store/database.ts';
+import { createHotStore } from './store/index.ts';
+import type { HotStore } from './store/hot-store.ts';
+import { resolveInstanceSecrets, type InstanceSecrets } from './security/instance-secrets.ts';
+import { createPasswordHashing } from './security/passwords.ts';
+import { createUserService, type UserService } from './users/service.ts';
+import { createClientService, type ClientService } from './clients/service.ts';
+import { createApiResourceService, type ApiResourceService } from './oidc/api-resources.ts';
+import { createKeyService, type KeyService } from './keys/service.ts';
+import { ProviderHost } from './oidc/provider-host.ts';
+import { createViews, type Views } from './http/views.ts';
+import { createLogger } from './http/logger.ts';
+
+export interface Runtime {
+  config: Config;
+  log: Logger;
+  db: Database;
+  hot: HotStore;
+  secrets: InstanceSecrets;
+  users: UserService;
+  clients: ClientService;
+  apis: ApiResourceService;
+  keys: KeyService;
+  views: Views;
+  providerHost: ProviderHost;
+  close(): Promise<void>;
+}
+
+export interface RuntimeOptions {
+  log?: Logger;
+  // Build the Provider and subscribe to changes (the server); the CLI only needs the services.
+  serve?: boolean;
+}
+
+export async function createRuntime(config: Config, options: RuntimeOptions = {}): Promise<Runtime> {
+  const log = options.log ?? createLogger(config.logLevel);
+  const secrets = resolveInstanceSecrets(config);
+  const db = createDatabase(config.database);
+  const hot = createHotStore(config);
+  try {
+    await migrateToLatest(db);
+    const views = createViews();
+    const passwords = createPasswordHashing(config.argon2);
+    const users = createUserService(db, passwords);
+    const apis = createApiResourceService(db, hot);
+    const maxSignedTokenLifetimeSeconds = Math.max(config.ttl.idToken, config.ttl.accessToken, config.ttl.clientCredentials) + 60;
+    const keys = createKeyService({ db, hot, keyEncryptionKey: secrets.keyEncryptionKey, maxSignedTokenLifetimeSeconds });
+    let providerHost: ProviderHost | undefined;
+    const clients = createClientService({
+      db,
+      hot,
+      validate: (metadata) => providerHost!.validateClientMetadata(metadata),
+    });
+    providerHost = new ProviderHost({ config, cookieKeys: secrets.cookieKeys, db, hot, log, clients, users, apis, keys, views });
+    await keys.ensureKeys();
+    if (options.serve) {
+      await Promise.all([clients.start(), apis.start()]);
+      await providerHost.start();
+    }
+    return {
+      config,
+      log,
+      db,
+      hot,
+      secrets,
+      users,
+      clients,
+      apis,
+      keys,
+      views,
+      providerHost,
+      async close() {
+        await hot.close();
+        await db.destroy();
+      },
+    };
+  } catch (error) {
+    await hot.close().catch(() => {});
+    await db.destroy().catch(() => {});
+    throw error;
+  }
+}

@@ -1,0 +1,39 @@
+import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+export function sha256Hex(value: string): string {
+  return createHash('sha256').update(value).digest('hex');
+}
+
+export function randomToken(bytes = 32): string {
+  return randomBytes(bytes).toString('base64url');
+}
+
+// Compares digests, so neither the length nor the content of the secret leaks through timing.
+export function constantTimeEqual(a: string, b: string): boolean {
+  const left = createHash('sha256').update(a).digest();
+  const right = createHash('sha256').update(b).digest();
+  return timingSafeEqual(left, right);
+}
+
+const SEALED_VERSION = 'v1';
+
+// AES-256-GCM with a fresh 96-bit nonce: "v1.<nonce>.<ciphertext>.<tag>", all base64url.
+// `context` is bound as associated data so a sealed value cannot be moved to another row or purpose.
+export function seal(key: Buffer, plaintext: string, context: string): string {
+  const nonce = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', key, nonce);
+  cipher.setAAD(Buffer.from(context));
+  const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+  return [SEALED_VERSION, nonce, ciphertext, cipher.getAuthTag()]
+    .map((part) => (typeof part === 'string' ? part : part.toString('base64url')))
+    .join('.');
+}
+
+export function unseal(key: Buffer, sealed: string, context: string): string {
+  const [version, nonce, ciphertext, tag] = sealed.split('.');
+  if (version !== SEALED_VERSION || !nonce || !ciphertext || !tag) throw new Error('unrecognised sealed value');
+  const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(nonce, 'base64url'));
+  decipher.setAAD(Buffer.from(context));
+  decipher.setAuthTag(Buffer.from(tag, 'base64url'));
+  return Buffer.concat([decipher.update(Buffer.from(ciphertext, 'base64url')), decipher.final()]).toString('utf8');
+}

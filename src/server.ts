@@ -1,0 +1,53 @@
+// Starts an HTTP server on a runtime and the periodic jobs that keep storage bounded.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Runtime } from './runtime.ts';
+import { buildApp } from './app.ts';
+import { purgeExpiredPayloads } from './oidc/durable-payloads.ts';
+
+export interface RunningServer {
+  url: string;
+  server: http.Server;
+  close(): Promise<void>;
+}
+
+const KEY_CHECK_INTERVAL_MS = 30_000;
+
+export async function startServer(runtime: Runtime, options: { port?: number; host?: string } = {}): Promise<RunningServer> {
+  const { config, log } = runtime;
+  const app = buildApp(runtime);
+  const server = http.createServer(app.callback());
+  server.headersTimeout = 20_000;
+  server.requestTimeout = 30_000;
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? config.port, options.host ?? config.host, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+
+  const jobs = [
+    setInterval(() => {
+      purgeExpiredPayloads(runtime.db)
+        .then((removed) => removed && log.info({ removed }, 'purged expired oidc records'))
+        .catch((error) => log.warn({ err: error }, 'purge of expired oidc records failed'));
+      runtime.keys.removeExpired().catch((error) => log.warn({ err: error }, 'removal of expired keys failed'));
+    }, config.purgeIntervalSeconds * 1000),
+    // Pub/sub announces key changes at once; this catches any announcement an instance missed.
+    setInterval(() => void runtime.providerHost.refresh(), KEY_CHECK_INTERVAL_MS),
+  ];
+  for (const job of jobs) job.unref();
+
+  return {
+    url: `http://127.0.0.1:${port}`,
+    server,
+    async close() {
+      for (const job of jobs) clearInterval(job);
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        setTimeout(() => server.closeAllConnections(), 5000).unref();
+      });
+    },
+  };
+}

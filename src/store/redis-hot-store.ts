@@ -1,0 +1,125 @@
+import { Redis, Cluster, type RedisOptions } from 'ioredis';
+import type { HotStore } from './hot-store.ts';
+
+// Lua keeps each multi-step operation atomic and single-key, so it is valid on Redis Cluster too.
+const INCREMENT_WITH_TTL = `
+local value = redis.call('INCR', KEYS[1])
+if value == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return value`;
+
+const ADD_TO_SET_GROWING_TTL = `
+redis.call('SADD', KEYS[1], ARGV[1])
+local ttl = redis.call('TTL', KEYS[1])
+if ttl < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return 1`;
+
+type Client = (Redis | Cluster) & {
+  incrementWithTtl(key: string, ttl: number): Promise<number>;
+  addToSetGrowingTtl(key: string, member: string, ttl: number): Promise<number>;
+};
+
+export interface RedisHotStoreOptions {
+  urls: string[];
+  keyPrefix: string;
+}
+
+export class RedisHotStore implements HotStore {
+  readonly kind = 'redis' as const;
+  readonly client: Client;
+  #subscriber?: Redis | Cluster;
+  #handlers = new Map<string, Array<(message: string) => void>>();
+  #channelPrefix: string;
+
+  constructor(options: RedisHotStoreOptions) {
+    const common: RedisOptions = {
+      keyPrefix: options.keyPrefix,
+      maxRetriesPerRequest: 2,
+      connectTimeout: 5000,
+      lazyConnect: false,
+    };
+    this.#channelPrefix = options.keyPrefix;
+    const client =
+      options.urls.length > 1
+        ? new Cluster(options.urls.map(parseNode), { redisOptions: common, keyPrefix: options.keyPrefix })
+        : new Redis(options.urls[0], common);
+    client.defineCommand('incrementWithTtl', { numberOfKeys: 1, lua: INCREMENT_WITH_TTL });
+    client.defineCommand('addToSetGrowingTtl', { numberOfKeys: 1, lua: ADD_TO_SET_GROWING_TTL });
+    // Errors surface on the commands that fail; the 'error' event alone must not crash the process.
+    client.on('error', () => {});
+    this.client = client as Client;
+  }
+
+  async get(key: string): Promise<string | null> {
+    return this.client.get(key);
+  }
+
+  async set(key: string, value: string, ttlSeconds?: number): Promise<void> {
+    if (ttlSeconds) await this.client.set(key, value, 'EX', Math.max(1, Math.ceil(ttlSeconds)));
+    else await this.client.set(key, value);
+  }
+
+  async setIfAbsent(key: string, value: string, ttlSeconds: number): Promise<boolean> {
+    const result = await this.client.set(key, value, 'EX', Math.max(1, Math.ceil(ttlSeconds)), 'NX');
+    return result === 'OK';
+  }
+
+  async delete(...keys: string[]): Promise<void> {
+    // One DEL per key: keys of different hash slots cannot share a command on a cluster.
+    await Promise.all(keys.map((key) => this.client.del(key)));
+  }
+
+  async increment(key: string, ttlSeconds: number): Promise<number> {
+    return Number(await this.client.incrementWithTtl(key, Math.max(1, Math.ceil(ttlSeconds))));
+  }
+
+  async addToSet(key: string, member: string, ttlSeconds: number): Promise<void> {
+    await this.client.addToSetGrowingTtl(key, member, Math.max(1, Math.ceil(ttlSeconds)));
+  }
+
+  async setMembers(key: string): Promise<string[]> {
+    return this.client.smembers(key);
+  }
+
+  async publish(channel: string, message: string): Promise<void> {
+    await this.client.publish(this.#channelPrefix + channel, message);
+  }
+
+  async subscribe(channel: string, handler: (message: string) => void): Promise<void> {
+    const subscriber = this.#subscriberConnection();
+    const full = this.#channelPrefix + channel;
+    const handlers = this.#handlers.get(full) ?? [];
+    handlers.push(handler);
+    this.#handlers.set(full, handlers);
+    await subscriber.subscribe(full);
+  }
+
+  async ping(): Promise<boolean> {
+    try {
+      return (await this.client.ping()) === 'PONG';
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#subscriber?.disconnect();
+    this.client.disconnect();
+  }
+
+  #subscriberConnection(): Redis | Cluster {
+    if (!this.#subscriber) {
+      const subscriber: Redis | Cluster = (this.client as Redis).duplicate();
+      subscriber.on('error', () => {});
+      subscriber.on('message', (channel: string, message: string) => {
+        for (const handler of this.#handlers.get(channel) ?? []) handler(message);
+      });
+      this.#subscriber = subscriber;
+    }
+    return this.#subscriber;
+  }
+}
+
+function parseNode(url: string): { host: string; port: number } {
+  const parsed = new URL(url);
+  return { host: parsed.hostname, port: Number(parsed.port || 6379) };
+}
