@@ -193,7 +193,7 @@ async function bootstrap(config: Config): Promise<void> {
       grantTypes: ['authorization_code', 'refresh_token'],
       firstParty: true,
     });
-    const machine = await clients.create({ name: 'Example service', grantTypes: ['client_credentials'], scope: 'admin' });
+    const machine = await clients.create({ name: 'Example service', grantTypes: ['client_credentials'] });
     print(
       {
         admin: { id: admin.id, email, password: process.env.IDP_ADMIN_PASSWORD ? undefined : password },

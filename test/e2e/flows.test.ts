@@ -1,0 +1,179 @@
+// The core protocol flows end to end, with openid-client as the relying party, on every backend.
+import { expect } from 'chai';
+import * as oidc from 'openid-client';
+import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { forEachBackend, type BackendEnv } from '../helpers/backends.ts';
+import { startInstance, type Instance } from '../helpers/instance.ts';
+import { createFixtures, clientCredentialsToken, basicAuth, API, USER, type Fixtures } from '../helpers/fixtures.ts';
+import { discover, loginWithCode, POST_LOGOUT_REDIRECT_URI } from '../helpers/rp.ts';
+import { expectOAuthError } from '../helpers/oauth-errors.ts';
+
+forEachBackend('protocol flows', (backend) => {
+  let store: BackendEnv;
+  let instance: Instance;
+  let fixtures: Fixtures;
+  let issuer: string;
+
+  before(async () => {
+    store = await backend.create();
+    instance = await startInstance(store.env);
+    issuer = instance.url;
+    fixtures = await createFixtures(instance.runtime);
+  });
+
+  after(async () => {
+    await instance?.stop();
+    await store?.cleanup();
+  });
+
+  async function introspect(token: string): Promise<Record<string, unknown>> {
+    const response = await fetch(`${issuer}/token/introspection`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basicAuth(fixtures.machine) },
+      body: new URLSearchParams({ token }).toString(),
+    });
+    expect(response.status).to.equal(200);
+    return (await response.json()) as Record<string, unknown>;
+  }
+
+  it('publishes discovery metadata for the features it serves', async () => {
+    const config = await discover(issuer, fixtures.web.clientId, fixtures.web.clientSecret);
+    const metadata = config.serverMetadata();
+    expect(metadata.issuer).to.equal(issuer);
+    expect(metadata.response_types_supported).to.deep.equal(['code']);
+    expect(metadata.code_challenge_methods_supported).to.deep.equal(['S256']);
+    expect(metadata.grant_types_supported).to.include.members(['authorization_code', 'refresh_token', 'client_credentials']);
+    expect(metadata.introspection_endpoint).to.equal(`${issuer}/token/introspection`);
+    expect(metadata.revocation_endpoint).to.equal(`${issuer}/token/revocation`);
+    expect(metadata.end_session_endpoint).to.equal(`${issuer}/session/end`);
+    expect(metadata.pushed_authorization_request_endpoint).to.equal(`${issuer}/request`);
+    expect(metadata.backchannel_logout_supported).to.equal(true);
+    expect(metadata.dpop_signing_alg_values_supported).to.be.an('array').that.is.not.empty;
+    expect(metadata.token_endpoint_auth_methods_supported).to.not.include('client_secret_jwt');
+    expect(metadata.id_token_signing_alg_values_supported).to.include.members(['RS256', 'ES256', 'EdDSA']);
+  });
+
+  it('logs in with authorization code + PKCE through the login form and validates the ID token', async () => {
+    const config = await discover(issuer, fixtures.web.clientId, fixtures.web.clientSecret);
+    const { tokens } = await loginWithCode(config, issuer, { identifier: USER.email, password: USER.password });
+    const claims = tokens.claims()!;
+    expect(claims.iss).to.equal(issuer);
+    expect(claims.sub).to.equal(fixtures.userId);
+    expect(claims.aud).to.equal(fixtures.web.clientId);
+    expect(tokens.access_token).to.be.a('string');
+    expect(tokens.refresh_token, 'first-party apps get a refresh token').to.be.a('string');
+
+    const userinfo = await oidc.fetchUserInfo(config, tokens.access_token, claims.sub);
+    expect(userinfo).to.include({ sub: fixtures.userId, email: USER.email, email_verified: true, name: USER.name, preferred_username: USER.username });
+  });
+
+  it('accepts the username as the identifier', async () => {
+    const config = await discover(issuer, fixtures.web.clientId, fixtures.web.clientSecret);
+    const { tokens } = await loginWithCode(config, issuer, { identifier: USER.username.toUpperCase(), password: USER.password });
+    expect(tokens.claims()!.sub).to.equal(fixtures.userId);
+  });
+
+  it('requires PKCE from public clients and completes their flow with it', async () => {
+    const config = await discover(issuer, fixtures.spa.clientId);
+    const { tokens } = await loginWithCode(config, issuer, { identifier: USER.email, password: USER.password });
+    expect(tokens.claims()!.sub).to.equal(fixtures.userId);
+    const withoutPkce = await fetch(
+      `${issuer}/auth?${new URLSearchParams({ client_id: fixtures.spa.clientId, response_type: 'code', scope: 'openid', redirect_uri: 'http://127.0.0.1:1/callback' })}`,
+      { redirect: 'manual' },
+    );
+    const location = new URL(withoutPkce.headers.get('location')!);
+    expect(location.searchParams.get('error')).to.equal('invalid_request');
+    expect(location.searchParams.get('error_description')).to.match(/PKCE/);
+  });
+
+  it('shows a consent page to third-party clients and honours a denial', async () => {
+    const config = await discover(issuer, fixtures.thirdParty.clientId, fixtures.thirdParty.clientSecret);
+    const allowed = await loginWithCode(config, issuer, { identifier: USER.email, password: USER.password, consent: 'allow' });
+    expect(allowed.tokens.claims()!.sub).to.equal(fixtures.userId);
+    const denied = loginWithCode(config, issuer, { identifier: USER.email, password: USER.password, consent: 'deny', extraParams: { prompt: 'consent' } });
+    await expectOAuthError(denied, 'access_denied');
+  });
+
+  it('rotates refresh tokens and revokes the whole grant when an old one is reused', async () => {
+    const config = await discover(issuer, fixtures.web.clientId, fixtures.web.clientSecret);
+    const { tokens } = await loginWithCode(config, issuer, { identifier: USER.email, password: USER.password });
+    const first = tokens.refresh_token!;
+    const refreshed = await oidc.refreshTokenGrant(config, first);
+    expect(refreshed.refresh_token).to.be.a('string').and.not.equal(first);
+    expect((await introspect(refreshed.access_token)).active).to.equal(true);
+
+    await expectOAuthError(oidc.refreshTokenGrant(config, first), 'invalid_grant');
+    // The reuse revoked everything issued under the grant.
+    await expectOAuthError(oidc.refreshTokenGrant(config, refreshed.refresh_token!), 'invalid_grant');
+    expect((await introspect(refreshed.access_token)).active).to.equal(false);
+  });
+
+  it('issues client-credentials JWT access tokens for a registered API, verifiable against the JWKS', async () => {
+    const response = await clientCredentialsToken(issuer, fixtures.machine, { resource: API.identifier, scope: 'read' });
+    expect(response.status).to.equal(200);
+    const body = (await response.json()) as { access_token: string; token_type: string; scope: string };
+    expect(body.token_type).to.equal('Bearer');
+    const jwks = createRemoteJWKSet(new URL(`${issuer}/jwks`));
+    const { payload, protectedHeader } = await jwtVerify(body.access_token, jwks, { issuer, audience: API.identifier });
+    expect(payload.client_id).to.equal(fixtures.machine.clientId);
+    expect(payload.scope).to.equal('read');
+    expect(protectedHeader.typ).to.equal('at+jwt');
+  });
+
+  it('refuses a resource that is not a registered API', async () => {
+    const response = await clientCredentialsToken(issuer, fixtures.machine, { resource: 'https://unknown.example.test', scope: 'read' });
+    expect(response.status).to.equal(400);
+    expect(((await response.json()) as { error: string }).error).to.equal('invalid_target');
+  });
+
+  it('introspects a token as active, then inactive after revocation', async () => {
+    const response = await clientCredentialsToken(issuer, fixtures.machine, { scope: 'read' });
+    const { access_token: token } = (await response.json()) as { access_token: string };
+    const active = await introspect(token);
+    expect(active).to.include({ active: true, client_id: fixtures.machine.clientId });
+    const revoke = await fetch(`${issuer}/token/revocation`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basicAuth(fixtures.machine) },
+      body: new URLSearchParams({ token }).toString(),
+    });
+    expect(revoke.status).to.equal(200);
+    expect((await introspect(token)).active).to.equal(false);
+  });
+
+  it('ends the session with RP-initiated logout', async () => {
+    const config = await discover(issuer, fixtures.web.clientId, fixtures.web.clientSecret);
+    const { tokens, browser } = await loginWithCode(config, issuer, { identifier: USER.email, password: USER.password });
+    const logoutUrl = oidc.buildEndSessionUrl(config, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: POST_LOGOUT_REDIRECT_URI, state: 'bye' });
+    const page = await browser.fetch(logoutUrl);
+    expect(page.status).to.equal(200);
+    const html = await page.text();
+    const xsrf = html.match(/name="xsrf" value="([^"]+)"/)![1];
+    const confirm = await browser.submitForm(`${issuer}/session/end/confirm`, { xsrf, logout: 'yes' });
+    expect(confirm.status).to.equal(303);
+    const redirect = new URL(confirm.headers.get('location')!);
+    expect(`${redirect.origin}${redirect.pathname}`).to.equal(POST_LOGOUT_REDIRECT_URI);
+    expect(redirect.searchParams.get('state')).to.equal('bye');
+
+    // The session is gone: a new authorization request asks for a login again.
+    const again = oidc.buildAuthorizationUrl(config, {
+      redirect_uri: 'http://127.0.0.1:1/callback',
+      scope: 'openid',
+      code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()),
+      code_challenge_method: 'S256',
+    });
+    const { response } = await browser.follow(again, issuer);
+    expect(await response.text()).to.include('name="password"');
+    // The session-bound refresh token died with the session.
+    await expectOAuthError(oidc.refreshTokenGrant(config, tokens.refresh_token!), 'invalid_grant');
+  });
+
+  it('answers the same for an unknown user and a wrong password', async () => {
+    const config = await discover(issuer, fixtures.web.clientId, fixtures.web.clientSecret);
+    const attempts = await Promise.all(
+      [{ identifier: 'nobody@example.com', password: 'whatever-password' }, { identifier: USER.email, password: 'wrong password' }].map(
+        (credentials) => loginWithCode(config, issuer, credentials).then(() => 'logged in', (error: Error) => error.message),
+      ),
+    );
+    expect(attempts).to.deep.equal(['login failed with 401', 'login failed with 401']);
+  });
+});

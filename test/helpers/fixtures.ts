@@ -1,0 +1,63 @@
+// Users, clients and APIs most end-to-end suites need, created through the services.
+import type { Runtime } from '../../src/runtime.ts';
+import { POST_LOGOUT_REDIRECT_URI, REDIRECT_URI } from './rp.ts';
+
+export const USER = { email: 'ada@example.com', username: 'ada', name: 'Ada Lovelace', password: 'correct horse battery staple' };
+export const API = { identifier: 'https://api.example.test', name: 'Example API', scopes: ['read', 'write'] };
+
+export interface Fixtures {
+  userId: string;
+  web: { clientId: string; clientSecret: string };
+  thirdParty: { clientId: string; clientSecret: string };
+  spa: { clientId: string };
+  machine: { clientId: string; clientSecret: string };
+  backchannelUri?: string;
+}
+
+export async function createFixtures(runtime: Runtime, options: { backchannelLogoutUri?: string } = {}): Promise<Fixtures> {
+  const user = await runtime.users.create({ ...USER, emailVerified: true });
+  await runtime.apis.create(API);
+  const web = await runtime.clients.create({
+    name: 'First-party web app',
+    redirectUris: [REDIRECT_URI],
+    postLogoutRedirectUris: [POST_LOGOUT_REDIRECT_URI],
+    grantTypes: ['authorization_code', 'refresh_token'],
+    firstParty: true,
+    backchannelLogoutUri: options.backchannelLogoutUri,
+  });
+  const thirdParty = await runtime.clients.create({
+    name: 'Partner app',
+    redirectUris: [REDIRECT_URI],
+    grantTypes: ['authorization_code', 'refresh_token'],
+  });
+  const spa = await runtime.clients.create({
+    name: 'Single-page app',
+    redirectUris: [REDIRECT_URI],
+    grantTypes: ['authorization_code', 'refresh_token'],
+    authMethod: 'none',
+    firstParty: true,
+  });
+  const machine = await runtime.clients.create({ name: 'Billing service', grantTypes: ['client_credentials'] });
+  return {
+    userId: user.id,
+    web: { clientId: web.client.clientId, clientSecret: web.clientSecret! },
+    thirdParty: { clientId: thirdParty.client.clientId, clientSecret: thirdParty.clientSecret! },
+    spa: { clientId: spa.client.clientId },
+    machine: { clientId: machine.client.clientId, clientSecret: machine.clientSecret! },
+  };
+}
+
+export async function clientCredentialsToken(issuer: string, client: { clientId: string; clientSecret: string }, body: Record<string, string>): Promise<Response> {
+  return fetch(`${issuer}/token`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: `Basic ${Buffer.from(`${encodeURIComponent(client.clientId)}:${encodeURIComponent(client.clientSecret)}`).toString('base64')}`,
+    },
+    body: new URLSearchParams({ grant_type: 'client_credentials', ...body }).toString(),
+  });
+}
+
+export function basicAuth(client: { clientId: string; clientSecret: string }): string {
+  return `Basic ${Buffer.from(`${encodeURIComponent(client.clientId)}:${encodeURIComponent(client.clientSecret)}`).toString('base64')}`;
+}

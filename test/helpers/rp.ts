@@ -1,0 +1,71 @@
+// A relying party built on openid-client, logging in through the real login form over HTTP.
+import * as oidc from 'openid-client';
+import { Browser, formAction, hiddenField } from './browser.ts';
+
+export const REDIRECT_URI = 'http://127.0.0.1:1/callback';
+export const POST_LOGOUT_REDIRECT_URI = 'http://127.0.0.1:1/logged-out';
+
+export async function discover(issuer: string, clientId: string, clientSecret?: string): Promise<oidc.Configuration> {
+  return oidc.discovery(new URL(issuer), clientId, clientSecret ? { client_secret: clientSecret } : undefined, clientSecret ? oidc.ClientSecretBasic(clientSecret) : oidc.None(), {
+    execute: [oidc.allowInsecureRequests],
+  });
+}
+
+export interface LoginResult {
+  tokens: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers;
+  browser: Browser;
+}
+
+export interface LoginOptions {
+  identifier: string;
+  password: string;
+  scope?: string;
+  browser?: Browser;
+  extraParams?: Record<string, string>;
+  // Called on the consent page, when one is shown; the default allows.
+  consent?: 'allow' | 'deny';
+}
+
+// Authorization code + PKCE through the login form. Returns the tokens from the token endpoint.
+export async function loginWithCode(config: oidc.Configuration, issuer: string, options: LoginOptions): Promise<LoginResult> {
+  const browser = options.browser ?? new Browser();
+  const verifier = oidc.randomPKCECodeVerifier();
+  const state = oidc.randomState();
+  const nonce = oidc.randomNonce();
+  const authorizationUrl = oidc.buildAuthorizationUrl(config, {
+    redirect_uri: REDIRECT_URI,
+    scope: options.scope ?? 'openid email profile',
+    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    state,
+    nonce,
+    ...options.extraParams,
+  });
+  let { response, url } = await browser.follow(authorizationUrl, issuer);
+  for (let step = 0; step < 4 && url.origin === issuer; step++) {
+    const html = await response.text();
+    if (url.pathname.startsWith('/interaction/') && html.includes('name="password"')) {
+      const login = await browser.submitForm(new URL(formAction(html, '/login'), issuer), {
+        csrf: hiddenField(html, 'csrf'),
+        identifier: options.identifier,
+        password: options.password,
+      });
+      if (login.status !== 303) throw new Error(`login failed with ${login.status}`);
+      ({ response, url } = await browser.follow(new URL(login.headers.get('location')!, issuer), issuer));
+    } else if (url.pathname.startsWith('/interaction/') && html.includes('/confirm')) {
+      const path = options.consent === 'deny' ? '/abort' : '/confirm';
+      const consent = await browser.submitForm(new URL(formAction(html, path), issuer), { csrf: hiddenField(html, 'csrf') });
+      ({ response, url } = await browser.follow(new URL(consent.headers.get('location')!, issuer), issuer));
+    } else {
+      throw new Error(`unexpected page ${url.pathname} (${response.status}): ${html.slice(0, 300)}`);
+    }
+  }
+  if (url.origin === issuer) throw new Error(`the flow did not return to the client: ${url}`);
+  const tokens = await oidc.authorizationCodeGrant(config, url, {
+    pkceCodeVerifier: verifier,
+    expectedState: state,
+    expectedNonce: nonce,
+    idTokenExpected: (options.scope ?? 'openid').includes('openid'),
+  });
+  return { tokens, browser };
+}
