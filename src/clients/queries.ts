@@ -21,7 +21,7 @@ export function clientQueries(db: Database) {
       return db('clients').insert({ ...row, metadata: JSON.stringify(row.metadata) });
     },
     async delete(clientId: string): Promise<boolean> {
-      return (await db('clients').where({ client_id: clientId }).delete()) > 0;
+      return (await db('clients').where({ client_id: clientId }).delete(['client_id'])).length > 0;
     },
   };
 }

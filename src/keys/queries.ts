@@ -30,8 +30,9 @@ export function signingKeyQueries(db: Database) {
     activateNext(trx: Database, alg: string) {
       return trx('signing_keys').where({ alg, status: 'next' }).update({ status: 'active', activated_at: trx.fn.now() });
     },
-    removeExpiredRetired(trx: Database = db): Promise<number> {
-      return trx('signing_keys').where({ status: 'retired' }).andWhere('remove_after', '<', trx.fn.now()).delete();
+    async removeExpiredRetired(trx: Database = db): Promise<number> {
+      const removed = await trx('signing_keys').where({ status: 'retired' }).andWhere('remove_after', '<', trx.fn.now()).delete(['kid']);
+      return removed.length;
     },
     async version(trx: Database = db): Promise<number> {
       const row = await trx('signing_key_version').where({ id: 1 }).first('version');

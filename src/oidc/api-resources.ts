@@ -53,7 +53,7 @@ export function createApiResourceService(db: Database, hot: HotStore) {
       await cache.invalidate(input.identifier);
     },
     async delete(identifier: string): Promise<boolean> {
-      const deleted = (await db('api_resources').where({ identifier }).delete()) > 0;
+      const deleted = (await db('api_resources').where({ identifier }).delete(['identifier'])).length > 0;
       await cache.invalidate(identifier);
       return deleted;
     },
