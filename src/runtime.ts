@@ -1,7 +1,7 @@
 // Wires the services together once, for the server, the CLI and the tests alike.
 import type { Logger } from 'pino';
 import type { Config } from './config.ts';
-import { createDatabase, migrateToLatest, type Database } from './store/database.ts';
+import { closeDatabase, createDatabase, migrateToLatest, type Database } from './store/database.ts';
 import { createHotStore } from './store/index.ts';
 import type { HotStore } from './store/hot-store.ts';
 import { resolveInstanceSecrets, type InstanceSecrets } from './security/instance-secrets.ts';
@@ -74,12 +74,12 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       providerHost,
       async close() {
         await hot.close();
-        await db.destroy();
+        await closeDatabase(db);
       },
     };
   } catch (error) {
     await hot.close().catch(() => {});
-    await db.destroy().catch(() => {});
+    await closeDatabase(db).catch(() => {});
     throw error;
   }
 }

@@ -20,6 +20,15 @@ export async function startServer(runtime: Runtime, options: { port?: number; ho
   server.headersTimeout = 20_000;
   server.requestTimeout = 30_000;
   server.keepAliveTimeout = 65_000;
+  // A body refused half-read (oidc-provider and the form parser stop at their size limits) would
+  // stay in the socket and wedge the keep-alive connection: the next request on it never gets an
+  // answer. Node drains only bodies nobody began to read, so drain the rest here (requestTimeout
+  // still bounds how long a client may keep sending).
+  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    res.once('finish', () => {
+      if (!req.complete && !req.destroyed) req.resume();
+    });
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? config.port, options.host ?? config.host, () => resolve());

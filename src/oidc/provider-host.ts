@@ -16,6 +16,7 @@ import { KEYS_CHANGED_CHANNEL } from '../keys/service.ts';
 import { constantTimeEqual, sha256Hex } from '../security/crypto.ts';
 import { buildConfiguration } from './configuration.ts';
 import { createAdapterFactory } from './adapter.ts';
+import { rfc6749ClientErrors } from './rfc6749-errors.ts';
 
 export interface ProviderHostDependencies {
   config: Config;
@@ -125,6 +126,7 @@ export class ProviderHost {
       return constantTimeEqual(this.clientSecret, sha256Hex(actual));
     } as never;
     provider.on('server_error', (_ctx, error) => log.error({ err: error }, 'oidc server error'));
+    provider.use(rfc6749ClientErrors(config.issuer));
     return { provider, middleware: compose(provider.middleware), version };
   }
 }

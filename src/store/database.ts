@@ -1,5 +1,5 @@
 // knex on a PostgreSQL server (pg) or, with no DATABASE_URL, on PGlite files under the data directory.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import ClientPgLite from 'knex-pglite';
@@ -24,8 +24,52 @@ export function createDatabase(options: DatabaseOptions): Database {
   }
   const directory = path.resolve(options.dataDir, 'pglite');
   mkdirSync(directory, { recursive: true });
+  const releaseLock = lockDataDirectory(directory);
   // knex-pglite keeps a pool of exactly one connection: PGlite is single-connection.
-  return knexFactory({ client: ClientPgLite, dialect: 'postgres', connection: { filename: directory } });
+  const db = knexFactory({ client: ClientPgLite, dialect: 'postgres', connection: { filename: directory } });
+  locks.set(db, releaseLock);
+  return db;
+}
+
+const locks = new WeakMap<Database, () => void>();
+
+// Closes the pool and, on PGlite, releases the data directory for the next process.
+export async function closeDatabase(db: Database): Promise<void> {
+  try {
+    await db.destroy();
+  } finally {
+    locks.get(db)?.();
+    locks.delete(db);
+  }
+}
+
+export class DatabaseInUseError extends Error {}
+
+// PGlite files must be opened by one process at a time; two would corrupt them.
+function lockDataDirectory(directory: string): () => void {
+  const lockFile = `${directory}.lock`;
+  try {
+    writeFileSync(lockFile, String(process.pid), { flag: 'wx' });
+  } catch {
+    const holder = Number(readFileSync(lockFile, 'utf8'));
+    if (holder && holder !== process.pid && processAlive(holder)) {
+      throw new DatabaseInUseError(
+        `the embedded database in ${path.dirname(directory)} is in use by process ${holder}: stop it first, or use PostgreSQL (DATABASE_URL)`,
+      );
+    }
+    if (holder === process.pid) throw new DatabaseInUseError(`the embedded database in ${path.dirname(directory)} is already open in this process`);
+    writeFileSync(lockFile, String(process.pid));
+  }
+  return () => rmSync(lockFile, { force: true });
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as { code?: string }).code === 'EPERM';
+  }
 }
 
 export async function migrateToLatest(db: Database): Promise<string[]> {

@@ -28,6 +28,30 @@ export interface LoginOptions {
 
 // Authorization code + PKCE through the login form. Returns the tokens from the token endpoint.
 export async function loginWithCode(config: oidc.Configuration, issuer: string, options: LoginOptions): Promise<LoginResult> {
+  const { callback, verifier, state, nonce, browser } = await authorizeWithLogin(config, issuer, options);
+  const tokens = await oidc.authorizationCodeGrant(config, callback, {
+    pkceCodeVerifier: verifier,
+    expectedState: state,
+    expectedNonce: nonce,
+    idTokenExpected: (options.scope ?? 'openid').includes('openid'),
+  });
+  return { tokens, browser };
+}
+
+export interface AuthorizationResult {
+  // The redirect back to the client, carrying either a code or an error.
+  callback: URL;
+  code: string | null;
+  verifier: string;
+  state: string;
+  nonce: string;
+  browser: Browser;
+}
+
+// The front-channel half of loginWithCode: the authorization request (S256 PKCE by default;
+// extraParams override any default, e.g. code_challenge_method) and the login form, stopping at
+// the redirect back to the client. The code is returned unexchanged.
+export async function authorizeWithLogin(config: oidc.Configuration, issuer: string, options: LoginOptions): Promise<AuthorizationResult> {
   const browser = options.browser ?? new Browser();
   const verifier = oidc.randomPKCECodeVerifier();
   const state = oidc.randomState();
@@ -61,11 +85,5 @@ export async function loginWithCode(config: oidc.Configuration, issuer: string, 
     }
   }
   if (url.origin === issuer) throw new Error(`the flow did not return to the client: ${url}`);
-  const tokens = await oidc.authorizationCodeGrant(config, url, {
-    pkceCodeVerifier: verifier,
-    expectedState: state,
-    expectedNonce: nonce,
-    idTokenExpected: (options.scope ?? 'openid').includes('openid'),
-  });
-  return { tokens, browser };
+  return { callback: url, code: url.searchParams.get('code'), verifier, state, nonce, browser };
 }
