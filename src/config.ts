@@ -4,7 +4,25 @@ import { z } from 'zod';
 const signingAlgs = ['RS256', 'ES256', 'EdDSA'] as const;
 export type SigningAlg = (typeof signingAlgs)[number];
 
-const positiveSeconds = z.coerce.number().int().positive();
+// Whole decimal numbers only: no signs, exponents, hex or blanks, so a typo cannot pass as a number.
+const wholeNumber = (min: number, max: number, message: string) =>
+  z
+    .string()
+    .trim()
+    .regex(/^[0-9]+$/, message)
+    .transform(Number)
+    .refine((value) => value >= min && value <= max, message);
+
+const positiveSeconds = wholeNumber(1, Number.MAX_SAFE_INTEGER, 'must be a positive whole number of seconds');
+
+function isUrl(value: string, protocols: string[]): boolean {
+  try {
+    const url = new URL(value);
+    return protocols.includes(url.protocol) && url.hostname !== '';
+  } catch {
+    return false;
+  }
+}
 
 const base64Key = (bytes: number) =>
   z.string().refine((value) => Buffer.from(value, 'base64').length === bytes, {
@@ -12,18 +30,20 @@ const base64Key = (bytes: number) =>
   });
 
 const schema = z.object({
-  ISSUER: z.url().refine((value) => !value.endsWith('/') && !/[?#]/.test(value), {
-    message: 'must be an absolute URL without a trailing slash, query or fragment',
+  ISSUER: z.string().refine((value) => isUrl(value, ['https:', 'http:']) && !value.endsWith('/') && !/[?#]/.test(value), {
+    message: 'must be an absolute http(s) URL without a trailing slash, query or fragment',
   }),
-  PORT: z.coerce.number().int().min(0).max(65535),
+  PORT: wholeNumber(0, 65535, 'must be a port number from 0 to 65535'),
   HOST: z.string().min(1),
   TRUSTED_PROXIES: z.string(),
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
-  DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200),
+  DATABASE_POOL_MAX: wholeNumber(1, 200, 'must be a whole number from 1 to 200'),
   DATA_DIR: z.string().min(1),
   REDIS_URL: z
     .string()
-    .regex(/^(rediss?:\/\/[^,]+)(,rediss?:\/\/[^,]+)*$/, 'must be redis://host:port or a comma-separated list of them')
+    .refine((value) => value.split(',').every((item) => isUrl(item.trim(), ['redis:', 'rediss:'])), {
+      message: 'must be redis://host:port or a comma-separated list of them',
+    })
     .optional(),
   REDIS_KEY_PREFIX: z.string(),
   KEY_ENCRYPTION_KEY: base64Key(32).optional(),
@@ -42,11 +62,12 @@ const schema = z.object({
   GRANT_TTL: positiveSeconds,
   INTERACTION_TTL: positiveSeconds,
   AUTHORIZATION_CODE_TTL: positiveSeconds,
-  ARGON2_MEMORY_KIB: z.coerce.number().int().min(8192),
-  ARGON2_ITERATIONS: z.coerce.number().int().min(1),
-  ARGON2_PARALLELISM: z.coerce.number().int().min(1),
+  ARGON2_MEMORY_KIB: wholeNumber(8192, Number.MAX_SAFE_INTEGER, 'must be a whole number of KiB, at least 8192'),
+  ARGON2_ITERATIONS: wholeNumber(1, Number.MAX_SAFE_INTEGER, 'must be a whole number, at least 1'),
+  ARGON2_PARALLELISM: wholeNumber(1, Number.MAX_SAFE_INTEGER, 'must be a whole number, at least 1'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   PURGE_INTERVAL: positiveSeconds,
+  OUTBOUND_ALLOW_PRIVATE_NETWORK: z.enum(['true', 'false'], { message: 'must be true or false' }),
 });
 
 // Defaults are production-safe; the embedded default relaxes only what it announces at start-up.
@@ -73,6 +94,7 @@ const defaults: Record<string, string> = {
   ARGON2_PARALLELISM: '1',
   LOG_LEVEL: 'info',
   PURGE_INTERVAL: '300',
+  OUTBOUND_ALLOW_PRIVATE_NETWORK: 'false',
 };
 
 export interface Config {
@@ -98,6 +120,9 @@ export interface Config {
   argon2: { memoryCost: number; timeCost: number; parallelism: number };
   logLevel: string;
   purgeIntervalSeconds: number;
+  // Lets outgoing calls (back-channel logout, jwks_uri) reach loopback and private addresses.
+  // Off by default: it is the provider's SSRF protection.
+  outboundAllowPrivateNetwork: boolean;
   // True when PostgreSQL or Redis is replaced by the embedded stores.
   embedded: { database: boolean; hotStore: boolean };
 }
@@ -140,6 +165,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     argon2: { memoryCost: c.ARGON2_MEMORY_KIB, timeCost: c.ARGON2_ITERATIONS, parallelism: c.ARGON2_PARALLELISM },
     logLevel: c.LOG_LEVEL,
     purgeIntervalSeconds: c.PURGE_INTERVAL,
+    outboundAllowPrivateNetwork: c.OUTBOUND_ALLOW_PRIVATE_NETWORK === 'true',
     embedded: { database: !c.DATABASE_URL, hotStore: !c.REDIS_URL },
   };
 }

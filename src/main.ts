@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 // The command line: start, migrate, bootstrap, clients, apis, users, keys.
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, type Config } from './config.ts';
+import { loadConfig, type Config } from './config.ts';
 import { createRuntime, type Runtime } from './runtime.ts';
 import { startServer } from './server.ts';
-import { createDatabase, migrateToLatest } from './store/database.ts';
-import { CLIENT_AUTH_METHODS, ClientValidationError, type ClientAuthMethod } from './clients/service.ts';
+import { closeDatabase, createDatabase, migrateToLatest } from './store/database.ts';
+import { CLIENT_AUTH_METHODS, type ClientAuthMethod } from './clients/service.ts';
 import { randomToken } from './security/crypto.ts';
+import { SUPPORTED_ALGS } from './keys/service.ts';
 
 const usage = `usage: idp <command>
 
@@ -43,7 +44,10 @@ const flagOptions = {
   json: { type: 'boolean' },
 } as const;
 
+// Wrong syntax: the message is followed by the usage text.
 class UsageError extends Error {}
+// A well-formed command that cannot be carried out: the message alone, on one line.
+class CommandError extends Error {}
 
 function print(value: unknown, asJson: boolean): void {
   if (asJson || typeof value !== 'string') console.log(JSON.stringify(value, null, 2));
@@ -87,18 +91,22 @@ async function start(config: Config): Promise<void> {
   process.on('SIGTERM', () => void stop('SIGTERM'));
 }
 
+// Each command checks its input before it opens the storage, so a typo never waits on (or locks) it.
 async function clientsCommand(config: Config, action: string | undefined, args: string[], flags: Flags): Promise<void> {
-  await withRuntime(config, async ({ clients }) => {
-    switch (action) {
-      case 'create': {
-        if (typeof flags.name !== 'string') throw new UsageError('clients create needs --name');
-        const authMethod = (flags['auth-method'] as string | undefined) ?? 'client_secret_basic';
-        if (!CLIENT_AUTH_METHODS.includes(authMethod as ClientAuthMethod)) {
-          throw new UsageError(`--auth-method must be one of ${CLIENT_AUTH_METHODS.join(', ')}`);
-        }
+  switch (action) {
+    case 'create': {
+      if (typeof flags.name !== 'string') throw new UsageError('clients create needs --name');
+      const name = flags.name;
+      const authMethod = (flags['auth-method'] as string | undefined) ?? 'client_secret_basic';
+      if (!CLIENT_AUTH_METHODS.includes(authMethod as ClientAuthMethod)) {
+        throw new CommandError(`--auth-method must be one of ${CLIENT_AUTH_METHODS.join(', ')}`);
+      }
+      const clientId = flags['client-id'] as string | undefined;
+      return withRuntime(config, async ({ clients }) => {
+        if (clientId && (await clients.get(clientId))) throw new CommandError(`a client with client_id ${clientId} exists`);
         const { client, clientSecret } = await clients.create({
-          clientId: flags['client-id'] as string | undefined,
-          name: flags.name,
+          clientId,
+          name,
           redirectUris: flags['redirect-uri'] as string[] | undefined,
           postLogoutRedirectUris: flags['post-logout-redirect-uri'] as string[] | undefined,
           grantTypes: flags['grant-type'] as string[] | undefined,
@@ -108,48 +116,53 @@ async function clientsCommand(config: Config, action: string | undefined, args: 
           backchannelLogoutUri: flags['backchannel-logout-uri'] as string | undefined,
         });
         print({ client_id: client.clientId, client_secret: clientSecret, note: clientSecret ? 'the secret is shown only once' : undefined, metadata: client.metadata }, true);
-        return;
-      }
-      case 'list':
-        print((await clients.list()).map((c) => ({ client_id: c.clientId, name: c.metadata.client_name, first_party: c.firstParty, grant_types: c.metadata.grant_types, auth_method: c.metadata.token_endpoint_auth_method })), true);
-        return;
-      case 'delete':
-        if (!args[0]) throw new UsageError('clients delete needs a client_id');
-        if (!(await clients.delete(args[0]))) throw new UsageError(`no client ${args[0]}`);
-        print(`deleted client ${args[0]}`, false);
-        return;
-      default:
-        throw new UsageError('clients takes create, list or delete');
+      });
     }
-  });
+    case 'list':
+      return withRuntime(config, async ({ clients }) => {
+        print((await clients.list()).map((c) => ({ client_id: c.clientId, name: c.metadata.client_name, first_party: c.firstParty, grant_types: c.metadata.grant_types, auth_method: c.metadata.token_endpoint_auth_method })), true);
+      });
+    case 'delete': {
+      const clientId = args[0];
+      if (!clientId) throw new UsageError('clients delete needs a client_id');
+      return withRuntime(config, async ({ clients }) => {
+        if (!(await clients.delete(clientId))) throw new CommandError(`no client ${clientId}`);
+        print(`deleted client ${clientId}`, false);
+      });
+    }
+    default:
+      throw new UsageError('clients takes create, list or delete');
+  }
 }
 
 async function apisCommand(config: Config, action: string | undefined, args: string[], flags: Flags): Promise<void> {
-  await withRuntime(config, async ({ apis }) => {
-    switch (action) {
-      case 'create': {
-        if (typeof flags.identifier !== 'string' || typeof flags.name !== 'string') throw new UsageError('apis create needs --identifier and --name');
-        await apis.create({
-          identifier: flags.identifier,
-          name: flags.name,
-          scopes: (flags.scope as string[] | undefined) ?? [],
-          accessTokenTtl: flags.ttl ? Number(flags.ttl) : undefined,
-          signingAlg: flags.alg as string | undefined,
-        });
-        print(await apis.find(flags.identifier), true);
-        return;
-      }
-      case 'list':
-        print(await apis.list(), true);
-        return;
-      case 'delete':
-        if (!args[0] || !(await apis.delete(args[0]))) throw new UsageError(`no API ${args[0] ?? ''}`);
-        print(`deleted API ${args[0]}`, false);
-        return;
-      default:
-        throw new UsageError('apis takes create, list or delete');
+  switch (action) {
+    case 'create': {
+      const { identifier, name } = flags;
+      if (typeof identifier !== 'string' || typeof name !== 'string') throw new UsageError('apis create needs --identifier and --name');
+      const ttl = typeof flags.ttl === 'string' ? Number(flags.ttl) : undefined;
+      if (ttl !== undefined && !(/^[0-9]+$/.test(flags.ttl as string) && ttl > 0)) throw new CommandError('--ttl must be a positive whole number of seconds');
+      const alg = flags.alg as string | undefined;
+      if (alg !== undefined && !(SUPPORTED_ALGS as readonly string[]).includes(alg)) throw new CommandError(`--alg must be one of ${SUPPORTED_ALGS.join(', ')}`);
+      return withRuntime(config, async ({ apis }) => {
+        if (await apis.find(identifier)) throw new CommandError(`an API with identifier ${identifier} exists`);
+        await apis.create({ identifier, name, scopes: (flags.scope as string[] | undefined) ?? [], accessTokenTtl: ttl, signingAlg: alg });
+        print(await apis.find(identifier), true);
+      });
     }
-  });
+    case 'list':
+      return withRuntime(config, async ({ apis }) => print(await apis.list(), true));
+    case 'delete': {
+      const identifier = args[0];
+      if (!identifier) throw new UsageError('apis delete needs an identifier');
+      return withRuntime(config, async ({ apis }) => {
+        if (!(await apis.delete(identifier))) throw new CommandError(`no API ${identifier}`);
+        print(`deleted API ${identifier}`, false);
+      });
+    }
+    default:
+      throw new UsageError('apis takes create, list or delete');
+  }
 }
 
 async function usersCommand(config: Config, action: string | undefined, flags: Flags): Promise<void> {
@@ -170,17 +183,14 @@ async function usersCommand(config: Config, action: string | undefined, flags: F
 }
 
 async function keysCommand(config: Config, action: string | undefined): Promise<void> {
-  await withRuntime(config, async ({ keys }) => {
-    if (action === 'list') print(await keys.list(), true);
-    else if (action === 'rotate') print(await keys.rotate(), true);
-    else throw new UsageError('keys takes list or rotate');
-  });
+  if (action !== 'list' && action !== 'rotate') throw new UsageError('keys takes list or rotate');
+  await withRuntime(config, async ({ keys }) => print(action === 'list' ? await keys.list() : await keys.rotate(), true));
 }
 
 // Creates the first admin and two clients: a first-party web app and a machine client.
 async function bootstrap(config: Config): Promise<void> {
   await withRuntime(config, async ({ users, clients, apis }) => {
-    if ((await users.count()) > 0) throw new UsageError('already bootstrapped: users exist');
+    if ((await users.count()) > 0) throw new CommandError('already bootstrapped: users exist');
     const email = process.env.IDP_ADMIN_EMAIL || 'admin@example.com';
     const password = process.env.IDP_ADMIN_PASSWORD || randomToken(18);
     const admin = await users.create({ email, username: 'admin', name: 'Administrator', password, emailVerified: true, isAdmin: true });
@@ -223,7 +233,7 @@ async function main(argv: string[]): Promise<void> {
         const applied = await migrateToLatest(db);
         console.log(applied.length ? `applied: ${applied.join(', ')}` : 'already up to date');
       } finally {
-        await db.destroy();
+        await closeDatabase(db);
       }
       return;
     }
@@ -242,14 +252,10 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
+// Every failure ends as one `idp: ...` line (plus the usage text for wrong syntax), never a stack.
 main(process.argv.slice(2)).catch((error) => {
-  if (error instanceof ConfigError || error instanceof UsageError || error instanceof ClientValidationError) {
-    console.error(`idp: ${error.message}`);
-    if (error instanceof UsageError) console.error(usage);
-  } else if ((error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-    console.error(`idp: ${(error as Error).message}`);
-  } else {
-    console.error(`idp: ${(error as Error).message}`);
-  }
+  const { message, code } = (error ?? {}) as { message?: string; code?: string };
+  console.error(`idp: ${(message || code || String(error)).split('\n')[0]}`);
+  if (error instanceof UsageError) console.error(usage);
   process.exit(1);
 });

@@ -145,6 +145,11 @@ export function buildConfiguration(deps: ConfigurationDependencies): Configurati
         }
       });
     },
+    // oidc-provider refuses loopback and private addresses on outgoing requests (SSRF protection)
+    // by passing its own dispatcher; dropping it is an explicit opt-in for private deployments.
+    ...(config.outboundAllowPrivateNetwork
+      ? { fetch: (url: string | URL | Request, options?: RequestInit) => fetch(url, { ...options, dispatcher: undefined } as RequestInit) }
+      : {}),
     renderError: async (ctx, out) => {
       ctx.type = 'html';
       ctx.body = views.render('error.njk', { error: out.error, description: out.error_description });

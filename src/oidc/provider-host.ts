@@ -126,6 +126,9 @@ export class ProviderHost {
       return constantTimeEqual(this.clientSecret, sha256Hex(actual));
     } as never;
     provider.on('server_error', (_ctx, error) => log.error({ err: error }, 'oidc server error'));
+    provider.on('backchannel.error', (_ctx, error, client) =>
+      log.warn({ err: { message: error.message }, clientId: client.clientId }, 'back-channel logout delivery failed'),
+    );
     provider.use(rfc6749ClientErrors(config.issuer));
     return { provider, middleware: compose(provider.middleware), version };
   }

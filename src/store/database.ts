@@ -7,6 +7,8 @@ import { migrationSource } from '../../migrations/index.ts';
 
 export type Database = Knex;
 
+const quietKnexLog = { warn() {}, error() {}, deprecate() {}, debug() {} };
+
 export interface DatabaseOptions {
   url?: string;
   poolMax: number;
@@ -20,6 +22,8 @@ export function createDatabase(options: DatabaseOptions): Database {
       connection: { connectionString: options.url, application_name: 'idp' },
       pool: { min: 0, max: options.poolMax, acquireTimeoutMillis: 5000 },
       acquireConnectionTimeout: 5000,
+      // Failures reach the caller as errors; knex's own console output would print stacks.
+      log: quietKnexLog,
     });
   }
   const directory = path.resolve(options.dataDir, 'pglite');

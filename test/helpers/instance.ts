@@ -17,6 +17,8 @@ export const TEST_ENV: Record<string, string> = {
   ARGON2_MEMORY_KIB: '8192',
   ARGON2_ITERATIONS: '1',
   LOG_LEVEL: 'silent',
+  // Test peers (back-channel logout receivers, JWKS servers) listen on loopback.
+  OUTBOUND_ALLOW_PRIVATE_NETWORK: 'true',
 };
 
 export async function freePort(): Promise<number> {

@@ -24,6 +24,8 @@ export interface LoginOptions {
   extraParams?: Record<string, string>;
   // Called on the consent page, when one is shown; the default allows.
   consent?: 'allow' | 'deny';
+  // Push the request first (PAR, RFC 9126) and send the browser with only a request_uri.
+  par?: boolean;
 }
 
 // Authorization code + PKCE through the login form. Returns the tokens from the token endpoint.
@@ -56,7 +58,7 @@ export async function authorizeWithLogin(config: oidc.Configuration, issuer: str
   const verifier = oidc.randomPKCECodeVerifier();
   const state = oidc.randomState();
   const nonce = oidc.randomNonce();
-  const authorizationUrl = oidc.buildAuthorizationUrl(config, {
+  const parameters = {
     redirect_uri: REDIRECT_URI,
     scope: options.scope ?? 'openid email profile',
     code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
@@ -64,7 +66,10 @@ export async function authorizeWithLogin(config: oidc.Configuration, issuer: str
     state,
     nonce,
     ...options.extraParams,
-  });
+  };
+  const authorizationUrl = options.par
+    ? await oidc.buildAuthorizationUrlWithPAR(config, parameters)
+    : oidc.buildAuthorizationUrl(config, parameters);
   let { response, url } = await browser.follow(authorizationUrl, issuer);
   for (let step = 0; step < 4 && url.origin === issuer; step++) {
     const html = await response.text();
