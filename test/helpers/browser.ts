@@ -1,4 +1,5 @@
 // A minimal browser for HTTP-level flows: a cookie jar, manual redirects and form fields.
+// Like a real browser, cookies are kept per host name, not per port.
 export class Browser {
   #cookies = new Map<string, Map<string, string>>();
 
@@ -35,7 +36,7 @@ export class Browser {
   }
 
   cookieHeader(url: URL): string {
-    const jar = this.#cookies.get(url.host);
+    const jar = this.#cookies.get(url.hostname);
     return jar ? [...jar].map(([name, value]) => `${name}=${value}`).join('; ') : '';
   }
 
@@ -49,11 +50,11 @@ export class Browser {
       const index = pair.indexOf('=');
       const name = pair.slice(0, index).trim();
       const value = pair.slice(index + 1).trim();
-      const jar = this.#cookies.get(url.host) ?? new Map<string, string>();
+      const jar = this.#cookies.get(url.hostname) ?? new Map<string, string>();
       const expired = attributes.some((attribute) => /^\s*expires=Thu, 01 Jan 1970/i.test(attribute) || /^\s*max-age=0/i.test(attribute));
       if (expired || value === '') jar.delete(name);
       else jar.set(name, value);
-      this.#cookies.set(url.host, jar);
+      this.#cookies.set(url.hostname, jar);
     }
   }
 }
