@@ -1,42 +1,22 @@
 // The command line as an operator uses it: `node src/main.ts ...` as a child process, on every backend.
 import { expect } from 'chai';
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { forEachBackend, type BackendEnv } from './helpers/backends.ts';
 import { TEST_ENV } from './helpers/instance.ts';
+import { idp, type Run } from './helpers/cli.ts';
 import { loadConfig } from '../src/config.ts';
 import { createRuntime, type Runtime } from '../src/runtime.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ALGS = ['RS256', 'ES256', 'EdDSA'];
 // A command spins up the runtime (migrations, keys) in a fresh process: allow for several per test.
 const SLOW = 120_000;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-// Only the environment given here reaches the child: never the runner's DATABASE_URL or REDIS_URL.
-function idp(args: string[], env: Record<string, string>): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['src/main.ts', ...args],
-      { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...TEST_ENV, ...env }, timeout: 60_000, killSignal: 'SIGKILL', maxBuffer: 10 * 1024 * 1024 },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : null) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
+// Every run gets the test defaults (light argon2id, silent logs) under what the test passes.
+const cli = (args: string[], env: Record<string, string>): Promise<Run> => idp(args, { ...TEST_ENV, ...env });
 
 function succeeded(run: Run): void {
   expect(run.code, `exit code; stderr: ${run.stderr}`).to.equal(0);
@@ -111,7 +91,7 @@ describe('command line: help and syntax', () => {
 
   it('`help` and no command print the usage and exit 0', async () => {
     for (const args of [['help'], []]) {
-      const run = await idp(args, { DATA_DIR: dir });
+      const run = await cli(args, { DATA_DIR: dir });
       succeeded(run);
       expect(run.stdout).to.match(/^usage: idp <command>/);
       for (const command of ['start', 'migrate', 'bootstrap', 'clients create', 'apis create', 'users create', 'keys list | keys rotate']) {
@@ -121,7 +101,7 @@ describe('command line: help and syntax', () => {
   });
 
   it('an unknown command exits 1 naming it, followed by the usage, without a stack', async () => {
-    const run = await idp(['frobnicate'], { DATA_DIR: dir });
+    const run = await cli(['frobnicate'], { DATA_DIR: dir });
     expect(run.code).to.equal(1);
     expect(run.stdout).to.equal('');
     const [first, ...rest] = run.stderr.split('\n');
@@ -131,14 +111,14 @@ describe('command line: help and syntax', () => {
   });
 
   it('an unknown option exits 1 with one line naming it', async () => {
-    failedWithOneLine(await idp(['clients', 'list', '--colour'], { DATA_DIR: dir }), /--colour/);
+    failedWithOneLine(await cli(['clients', 'list', '--colour'], { DATA_DIR: dir }), /--colour/);
   });
 
   it('a missing sub-command or required flag exits 1 with the usage, without a stack or opening the storage', async () => {
     const untouched = path.join(dir, 'untouched');
     const cases = [['keys'], ['keys', 'revoke'], ['clients'], ['clients', 'create'], ['clients', 'delete'], ['apis', 'create', '--name', 'x'], ['apis', 'delete'], ['users', 'create']];
     for (const args of cases) {
-      const run = await idp(args, { DATA_DIR: untouched });
+      const run = await cli(args, { DATA_DIR: untouched });
       expect(run.code, args.join(' ')).to.equal(1);
       expect(run.stderr, args.join(' ')).to.match(/^idp: \S.*\nusage: idp <command>/);
       expect(run.stderr).to.not.match(STACK_FRAME);
@@ -160,7 +140,7 @@ forEachBackend('command line', (backend) => {
     await store?.cleanup();
   });
 
-  const run = (...args: string[]) => idp(args, env);
+  const run = (...args: string[]) => cli(args, env);
 
   // The services over the same storage, in this process, to check what the CLI stored.
   async function withRuntime<T>(work: (runtime: Runtime) => Promise<T>): Promise<T> {
@@ -358,7 +338,7 @@ forEachBackend('command line', (backend) => {
     it('`users create` takes the password from IDP_PASSWORD and never prints it', async function () {
       this.timeout(SLOW);
       const password = 'correct horse battery staple 42';
-      const created = await idp(['users', 'create', '--email', 'grace@example.com', '--username', 'grace', '--name', 'Grace Hopper', '--admin'], { ...env, IDP_PASSWORD: password });
+      const created = await cli(['users', 'create', '--email', 'grace@example.com', '--username', 'grace', '--name', 'Grace Hopper', '--admin'], { ...env, IDP_PASSWORD: password });
       const user = json<Record<string, unknown>>(created);
       expect(user).to.include({ email: 'grace@example.com', username: 'grace', name: 'Grace Hopper', emailVerified: true, isAdmin: true });
       expect(user.id).to.be.a('string');
@@ -381,7 +361,7 @@ forEachBackend('command line', (backend) => {
 
     it('a duplicate e-mail exits 1 with one line', async function () {
       this.timeout(SLOW);
-      failedWithOneLine(await idp(['users', 'create', '--email', 'grace@example.com'], { ...env, IDP_PASSWORD: 'another long password' }), /exists/);
+      failedWithOneLine(await cli(['users', 'create', '--email', 'grace@example.com'], { ...env, IDP_PASSWORD: 'another long password' }), /exists/);
     });
   });
 

@@ -1,16 +1,14 @@
 // loadConfig(env) and the instance secrets, through their public functions, plus the two start-up
 // refusals an operator sees first, through the real command line.
 import { expect } from 'chai';
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { ConfigError, loadConfig } from '../src/config.ts';
 import { resolveInstanceSecrets } from '../src/security/instance-secrets.ts';
+import { idp, type Run } from './helpers/cli.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const KEK = randomBytes(32).toString('base64');
 const COOKIE_KEY = randomBytes(32).toString('base64url');
 const PG = 'postgres://idp@127.0.0.1:1/idp';
@@ -250,27 +248,6 @@ describe('configuration: instance secrets', () => {
     expect(secrets.cookieKeys).to.have.length(1);
   });
 });
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-// `node src/main.ts ...` with only the given environment (not the test runner's).
-function idp(args: string[], env: Record<string, string>): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['src/main.ts', ...args],
-      { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, timeout: 20_000, killSignal: 'SIGKILL' },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : null) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
 
 describe('configuration: refusals at start-up through the command line', () => {
   let dir: string;

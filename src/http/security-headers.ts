@@ -9,7 +9,9 @@ export function securityHeaders(): Middleware {
     if (ctx.response.is('html')) {
       ctx.set('X-Frame-Options', 'DENY');
       if (!ctx.response.get('Content-Security-Policy')) {
-        ctx.set('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self' *; frame-ancestors 'none'; base-uri 'none'");
+        // No form-action: browsers apply it to the redirects after a form post, and the login form
+        // ends in a redirect to the client, which may be any origin or a native app's scheme.
+        ctx.set('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'");
       }
     }
     if (ctx.secure) ctx.set('Strict-Transport-Security', 'max-age=31536000; includeSubDomains');
