@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The command line: start, migrate, bootstrap, clients, apis, users, keys.
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfig, type Config } from './config.ts';
 import { createRuntime, type Runtime } from './runtime.ts';
@@ -16,7 +17,7 @@ const usage = `usage: idp <command>
   bootstrap                      create the first admin user and first clients (once)
   clients create --name N [--redirect-uri U]... [--post-logout-redirect-uri U]...
                  [--grant-type G]... [--auth-method M] [--scope S] [--first-party]
-                 [--backchannel-logout-uri U] [--client-id ID]
+                 [--backchannel-logout-uri U] [--client-id ID] [--jwks-uri U | --jwks-file F]
   clients list | clients delete <client_id>
   apis create --identifier URI --name N --scope S... [--ttl SECONDS] [--alg RS256|ES256|EdDSA]
   apis list | apis delete <identifier>
@@ -34,6 +35,8 @@ const flagOptions = {
   scope: { type: 'string', multiple: true },
   'first-party': { type: 'boolean' },
   'backchannel-logout-uri': { type: 'string' },
+  'jwks-uri': { type: 'string' },
+  'jwks-file': { type: 'string' },
   'client-id': { type: 'string' },
   identifier: { type: 'string' },
   ttl: { type: 'string' },
@@ -92,6 +95,18 @@ async function start(config: Config): Promise<void> {
 }
 
 // Each command checks its input before it opens the storage, so a typo never waits on (or locks) it.
+// A client's public keys for private_key_jwt: a JWK Set, public members only.
+function readJwksFile(file: string): { keys: unknown[] } {
+  let parsed: { keys?: unknown };
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new CommandError(`--jwks-file: cannot read a JSON Web Key Set from ${file}: ${(error as Error).message}`);
+  }
+  if (!Array.isArray(parsed.keys)) throw new CommandError('--jwks-file must hold a JSON Web Key Set ({"keys": [...]})');
+  return { keys: parsed.keys };
+}
+
 async function clientsCommand(config: Config, action: string | undefined, args: string[], flags: Flags): Promise<void> {
   switch (action) {
     case 'create': {
@@ -102,6 +117,7 @@ async function clientsCommand(config: Config, action: string | undefined, args: 
         throw new CommandError(`--auth-method must be one of ${CLIENT_AUTH_METHODS.join(', ')}`);
       }
       const clientId = flags['client-id'] as string | undefined;
+      const jwks = flags['jwks-file'] ? readJwksFile(flags['jwks-file'] as string) : undefined;
       return withRuntime(config, async ({ clients }) => {
         if (clientId && (await clients.get(clientId))) throw new CommandError(`a client with client_id ${clientId} exists`);
         const { client, clientSecret } = await clients.create({
@@ -114,6 +130,8 @@ async function clientsCommand(config: Config, action: string | undefined, args: 
           scope: (flags.scope as string[] | undefined)?.join(' '),
           firstParty: Boolean(flags['first-party']),
           backchannelLogoutUri: flags['backchannel-logout-uri'] as string | undefined,
+          jwksUri: flags['jwks-uri'] as string | undefined,
+          jwks,
         });
         print({ client_id: client.clientId, client_secret: clientSecret, note: clientSecret ? 'the secret is shown only once' : undefined, metadata: client.metadata }, true);
       });

@@ -36,6 +36,19 @@ export type ProviderClientMetadata = Record<string, unknown> & { client_id: stri
 
 export class ClientValidationError extends Error {}
 
+const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+
+// A client registers public keys only; a private or symmetric key here would be a leaked secret.
+function assertPublicKeys(jwks: { keys: unknown[] }): void {
+  for (const key of jwks.keys) {
+    const members = typeof key === 'object' && key ? Object.keys(key) : [];
+    const leaked = members.filter((member) => PRIVATE_JWK_MEMBERS.includes(member));
+    if (leaked.length) {
+      throw new ClientValidationError(`client keys must be public keys: remove the private members ${leaked.join(', ')} and register the public key only`);
+    }
+  }
+}
+
 export interface ClientServiceOptions {
   db: Database;
   hot: HotStore;
@@ -84,7 +97,10 @@ export function createClientService(options: ClientServiceOptions) {
         metadata.backchannel_logout_session_required = true;
       }
       if (input.jwksUri) metadata.jwks_uri = input.jwksUri;
-      if (input.jwks) metadata.jwks = input.jwks;
+      if (input.jwks) {
+        assertPublicKeys(input.jwks);
+        metadata.jwks = input.jwks;
+      }
 
       const clientSecret = authMethod.startsWith('client_secret_') ? randomToken(32) : undefined;
       const secretSha256 = clientSecret ? sha256Hex(clientSecret) : null;

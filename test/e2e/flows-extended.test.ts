@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as oidc from 'openid-client';
-import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { createRemoteJWKSet, exportJWK, generateKeyPair, jwtVerify } from 'jose';
 import { forEachBackend, type BackendEnv } from '../helpers/backends.ts';
 import { startInstance, type Instance } from '../helpers/instance.ts';
 import { createFixtures, basicAuth, USER, type Fixtures } from '../helpers/fixtures.ts';
@@ -131,5 +131,58 @@ forEachBackend('extended protocol features', (backend) => {
     expect(payload.sub).to.equal(fixtures.userId);
     expect(payload.sid).to.equal(sid);
     expect(payload.events).to.have.property('http://schemas.openid.net/event/backchannel-logout');
+  });
+
+  it('authenticates a machine client with private_key_jwt, from registered keys and from a jwks_uri', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+    const jwk = { ...(await exportJWK(publicKey)), kid: 'machine-key-1', alg: 'ES256', use: 'sig' };
+    const registered = await instance.runtime.clients.create({
+      name: 'JWT-authenticated service',
+      grantTypes: ['client_credentials'],
+      authMethod: 'private_key_jwt',
+      jwks: { keys: [jwk] },
+    });
+    expect(registered.clientSecret, 'no shared secret for private_key_jwt').to.equal(undefined);
+    const config = await oidc.discovery(new URL(issuer), registered.client.clientId, undefined, oidc.PrivateKeyJwt({ key: privateKey, kid: 'machine-key-1' }), {
+      execute: [oidc.allowInsecureRequests],
+    });
+    const tokens = await oidc.clientCredentialsGrant(config, { scope: 'read' });
+    expect(tokens.access_token).to.be.a('string');
+
+    const keyServer = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] })));
+    await new Promise<void>((resolve) => keyServer.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = keyServer.address() as AddressInfo;
+      const remote = await instance.runtime.clients.create({
+        name: 'Service with a jwks_uri',
+        grantTypes: ['client_credentials'],
+        authMethod: 'private_key_jwt',
+        jwksUri: `http://127.0.0.1:${port}/jwks.json`,
+      });
+      const remoteConfig = await oidc.discovery(new URL(issuer), remote.client.clientId, undefined, oidc.PrivateKeyJwt({ key: privateKey, kid: 'machine-key-1' }), {
+        execute: [oidc.allowInsecureRequests],
+      });
+      expect((await oidc.clientCredentialsGrant(remoteConfig, { scope: 'read' })).access_token).to.be.a('string');
+    } finally {
+      await new Promise((resolve) => keyServer.close(resolve));
+    }
+
+    const other = await generateKeyPair('ES256');
+    const forged = await oidc.discovery(new URL(issuer), registered.client.clientId, undefined, oidc.PrivateKeyJwt({ key: other.privateKey, kid: 'machine-key-1' }), {
+      execute: [oidc.allowInsecureRequests],
+    });
+    const refused = await oidc.clientCredentialsGrant(forged, { scope: 'read' }).then(() => 'accepted', (error: { error?: string }) => error.error);
+    expect(refused).to.equal('invalid_client');
+  });
+
+  it('refuses to register private keys as a client JWKS', async () => {
+    const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+    const registering = instance.runtime.clients.create({
+      name: 'leaky',
+      grantTypes: ['client_credentials'],
+      authMethod: 'private_key_jwt',
+      jwks: { keys: [await exportJWK(privateKey)] },
+    });
+    await expect(registering).to.be.rejectedWith(/private/i);
   });
 });
