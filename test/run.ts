@@ -16,7 +16,7 @@ function testFiles(directory: string): string[] {
   });
 }
 
-const mocha = new Mocha({ timeout: 30_000, reporter: 'spec', slow: 2000 });
+const mocha = new Mocha({ timeout: 30_000, reporter: 'spec', slow: 2000, color: Boolean(process.stdout.isTTY) });
 const files = testFiles(root)
   .filter((file) => !only.length || only.some((pattern) => file.includes(pattern)))
   .sort();
