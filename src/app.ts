@@ -15,7 +15,7 @@ export function buildApp(runtime: Runtime): Koa {
 
   app.use(requestContext(log));
   app.use(securityHeaders());
-  app.use(errorHandler(views));
+  app.use(errorHandler(views, log));
 
   const ops = opsRoutes(runtime.db, runtime.hot);
   app.use(ops.routes());

@@ -1,4 +1,5 @@
 import type { Context, Middleware } from 'koa';
+import type { Logger } from 'pino';
 import type { Views } from './views.ts';
 
 // RFC 9457 problem details for the JSON APIs.
@@ -26,7 +27,7 @@ function titleFor(status: number): string {
 
 // Errors thrown by our own routes. oidc-provider formats its own errors, per RFC 6749.
 // A client error keeps its message; anything else becomes a generic 500 with the request id.
-export function errorHandler(views: Views): Middleware {
+export function errorHandler(views: Views, log: Logger): Middleware {
   return async (ctx, next) => {
     try {
       await next();
@@ -34,7 +35,7 @@ export function errorHandler(views: Views): Middleware {
       const err = error as { status?: number; expose?: boolean; message?: string };
       const status = err.status && err.status >= 400 && err.status < 500 ? err.status : 500;
       const detail = status < 500 && err.expose !== false ? (err.message ?? 'bad request') : 'an unexpected error occurred';
-      if (status >= 500) ctx.state.log?.error({ err: error }, 'unhandled error');
+      if (status >= 500) log.error({ err: error, requestId: ctx.state.requestId }, 'unhandled error');
       if (ctx.path.startsWith('/api/') || !ctx.accepts('html')) {
         problem(ctx, status, status >= 500 ? 'internal' : 'bad-request', detail, { requestId: ctx.state.requestId });
       } else {

@@ -11,15 +11,15 @@ export function requestContext(log: Logger): Middleware {
     const incoming = ctx.get('x-request-id');
     const id = REQUEST_ID.test(incoming) ? incoming : randomUUID();
     ctx.state.requestId = id;
-    ctx.state.log = log.child({ requestId: id });
     ctx.set('X-Request-Id', id);
     const started = performance.now();
     try {
       await next();
     } finally {
       const ms = Math.round((performance.now() - started) * 10) / 10;
-      if (ctx.status >= 500) ctx.state.log.error({ method: ctx.method, path: ctx.path, status: ctx.status, ms }, 'request');
-      else ctx.state.log.debug({ method: ctx.method, path: ctx.path, status: ctx.status, ms }, 'request');
+      const fields = { requestId: id, method: ctx.method, path: ctx.path, status: ctx.status, ms };
+      if (ctx.status >= 500) log.error(fields, 'request');
+      else if (log.isLevelEnabled('debug')) log.debug(fields, 'request');
     }
   };
 }

@@ -13,7 +13,7 @@ import type { ApiResourceService } from './api-resources.ts';
 import type { KeyService } from '../keys/service.ts';
 import type { Views } from '../http/views.ts';
 import { KEYS_CHANGED_CHANNEL } from '../keys/service.ts';
-import { constantTimeEqual, sha256Hex } from '../security/crypto.ts';
+import { digestsEqual, sha256Hex } from '../security/crypto.ts';
 import { buildConfiguration } from './configuration.ts';
 import { createAdapterFactory } from './adapter.ts';
 import { rfc6749ClientErrors } from './rfc6749-errors.ts';
@@ -123,7 +123,7 @@ export class ProviderHost {
     provider.proxy = config.trustedProxies.length > 0;
     // Stored client secrets are SHA-256 digests: compare the digest of what the client sent.
     provider.Client.prototype.compareClientSecret = function compareClientSecret(this: { clientSecret: string }, actual: string) {
-      return constantTimeEqual(this.clientSecret, sha256Hex(actual));
+      return digestsEqual(this.clientSecret, sha256Hex(actual));
     } as never;
     provider.on('server_error', (_ctx, error) => log.error({ err: error }, 'oidc server error'));
     provider.on('backchannel.error', (_ctx, error, client) =>

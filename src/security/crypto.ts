@@ -15,6 +15,13 @@ export function constantTimeEqual(a: string, b: string): boolean {
   return timingSafeEqual(left, right);
 }
 
+// For two SHA-256 hex digests, whose length is public: one comparison, no further hashing.
+export function digestsEqual(a: string, b: string): boolean {
+  const left = Buffer.from(a, 'hex');
+  const right = Buffer.from(b, 'hex');
+  return left.length === 32 && right.length === 32 && timingSafeEqual(left, right);
+}
+
 const SEALED_VERSION = 'v1';
 
 // AES-256-GCM with a fresh 96-bit nonce: "v1.<nonce>.<ciphertext>.<tag>", all base64url.
