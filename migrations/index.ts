@@ -6,6 +6,9 @@ import * as signingKeys from './20261123_002_signing_keys.ts';
 import * as clients from './20261123_003_clients.ts';
 import * as users from './20261123_004_users.ts';
 import * as apiResources from './20261123_005_api_resources.ts';
+import * as tenants from './20261123_006_tenants.ts';
+import * as rbac from './20261123_007_rbac.ts';
+import * as rowLevelSecurity from './20261123_008_row_level_security.ts';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -18,6 +21,9 @@ const migrations: Record<string, Migration> = {
   '20261123_003_clients': clients,
   '20261123_004_users': users,
   '20261123_005_api_resources': apiResources,
+  '20261123_006_tenants': tenants,
+  '20261123_007_rbac': rbac,
+  '20261123_008_row_level_security': rowLevelSecurity,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -2,6 +2,7 @@ import type { Database } from '../store/database.ts';
 
 export interface UserRow {
   id: string;
+  tenant_id: string;
   email: string;
   username: string | null;
   password_hash: string | null;
@@ -18,11 +19,12 @@ export function userQueries(db: Database) {
       return db('users').where({ id }).first();
     },
     // An identifier is an e-mail address or a username, both case-insensitive.
-    findByIdentifier(identifier: string): Promise<UserRow | undefined> {
+    findByIdentifier(tenantId: string, identifier: string): Promise<UserRow | undefined> {
       const lowered = identifier.toLowerCase();
       return db('users')
-        .whereRaw('lower(email) = ?', [lowered])
-        .orWhereRaw('lower(username) = ?', [lowered])
+        .where({ tenant_id: tenantId })
+        .whereNull('deleted_at')
+        .andWhere((q) => q.whereRaw('lower(email) = ?', [lowered]).orWhereRaw('lower(username) = ?', [lowered]))
         .first();
     },
     insert(row: Omit<UserRow, 'created_at' | 'updated_at'>) {

@@ -2,9 +2,11 @@ import { randomUUID } from 'node:crypto';
 import type { Database } from '../store/database.ts';
 import type { PasswordHashing } from '../security/passwords.ts';
 import { userQueries, type UserRow } from './queries.ts';
+import { DEFAULT_TENANT_ID } from '../tenants/constants.ts';
 
 export interface User {
   id: string;
+  tenantId: string;
   email: string;
   username: string | null;
   name: string | null;
@@ -13,6 +15,7 @@ export interface User {
 }
 
 export interface NewUser {
+  tenantId?: string;
   email: string;
   username?: string;
   name?: string;
@@ -26,6 +29,7 @@ export class DuplicateUserError extends Error {}
 function toUser(row: UserRow): User {
   return {
     id: row.id,
+    tenantId: row.tenant_id,
     email: row.email,
     username: row.username,
     name: row.name,
@@ -40,6 +44,7 @@ export function createUserService(db: Database, passwords: PasswordHashing) {
     async create(input: NewUser): Promise<User> {
       const row = {
         id: randomUUID(),
+        tenant_id: input.tenantId ?? DEFAULT_TENANT_ID,
         email: input.email,
         username: input.username ?? null,
         name: input.name ?? null,
@@ -62,8 +67,8 @@ export function createUserService(db: Database, passwords: PasswordHashing) {
     },
 
     // Spends one argon2id verification whether or not the identifier exists.
-    async authenticate(identifier: string, password: string): Promise<User | undefined> {
-      const row = identifier ? await queries.findByIdentifier(identifier) : undefined;
+    async authenticate(identifier: string, password: string, tenantId = DEFAULT_TENANT_ID): Promise<User | undefined> {
+      const row = identifier ? await queries.findByIdentifier(tenantId, identifier) : undefined;
       const valid = await passwords.verify(row?.password_hash, password);
       return row && valid ? toUser(row) : undefined;
     },

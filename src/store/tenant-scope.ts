@@ -1,0 +1,19 @@
+// The one way tenant-scoped work touches the database: a transaction running as the
+// non-superuser role idp_tenant with app.tenant_id set, so row-level security confines every
+// query in it to that tenant, also a query that forgets its tenant filter.
+import type { Knex } from 'knex';
+import type { Database } from './database.ts';
+
+export const TENANT_ROLE = 'idp_tenant';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export type TenantTransaction = Knex.Transaction;
+
+export async function withTenant<T>(db: Database, tenantId: string, work: (trx: TenantTransaction) => Promise<T>): Promise<T> {
+  if (!UUID.test(tenantId)) throw new Error('withTenant needs a tenant id (uuid)');
+  return db.transaction(async (trx) => {
+    await trx.raw(`SET LOCAL ROLE ${TENANT_ROLE}`);
+    await trx.raw("SELECT set_config('app.tenant_id', ?, true)", [tenantId]);
+    return work(trx);
+  });
+}
