@@ -5,7 +5,7 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { Logger } from 'pino';
 import type { HotStore } from '../store/hot-store.ts';
 import type { Database } from '../store/database.ts';
-import { DURABLE_CACHE_SECONDS, consumableModels, durableModels, grantableModels, hotKeys } from './model-storage.ts';
+import { DURABLE_CACHE_SECONDS, REFRESH_TOKEN_LENGTH, consumableModels, durableModels, grantableModels, hotKeys } from './model-storage.ts';
 import { durablePayloads } from './durable-payloads.ts';
 
 export interface AdapterDependencies {
@@ -110,6 +110,7 @@ class DurableAdapter implements Adapter {
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
+    if (this.#model === 'RefreshToken' && id.length !== REFRESH_TOKEN_LENGTH) return undefined;
     const hot = this.#deps.hot;
     const cached = await this.#cache(() =>
       Promise.all([

@@ -9,6 +9,7 @@ import type { ApiResourceService } from './api-resources.ts';
 import type { Views } from '../http/views.ts';
 import { CLIENT_AUTH_METHODS } from '../clients/service.ts';
 import { createAccountFinder } from './account.ts';
+import { REFRESH_TOKEN_BITS } from './model-storage.ts';
 
 export interface ConfigurationDependencies {
   config: Config;
@@ -117,6 +118,9 @@ export function buildConfiguration(deps: ConfigurationDependencies): Configurati
       if (code.scopes.has('offline_access')) return true;
       // First-party apps keep their users signed in with a refresh token bound to the session.
       return (await clients.get(client.clientId))?.firstParty ?? false;
+    },
+    formats: {
+      bitsOfOpaqueRandomness: (_ctx, token) => (token.kind === 'RefreshToken' ? REFRESH_TOKEN_BITS : 256),
     },
     // Rotate on every use; presenting a rotated-out token revokes the whole grant.
     rotateRefreshToken: () => true,

@@ -38,3 +38,9 @@ export const hotKeys = {
 
 // How long a durable record may be served from the hot-store cache before re-reading PostgreSQL.
 export const DURABLE_CACHE_SECONDS = 300;
+
+// Refresh tokens are opaque values of 384 bits (64 characters), every other opaque token of 256
+// (43 characters). Introspection without a type hint looks a value up as every token type at once;
+// the length rules out a refresh token without a database round trip.
+export const REFRESH_TOKEN_BITS = 384;
+export const REFRESH_TOKEN_LENGTH = Math.ceil(REFRESH_TOKEN_BITS / 6);

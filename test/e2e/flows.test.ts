@@ -98,6 +98,8 @@ forEachBackend('protocol flows', (backend) => {
     const config = await discover(issuer, fixtures.web.clientId, fixtures.web.clientSecret);
     const { tokens } = await loginWithCode(config, issuer, { identifier: USER.email, password: USER.password });
     const first = tokens.refresh_token!;
+    expect(first, '384-bit refresh tokens').to.have.length(64);
+    expect(tokens.access_token, '256-bit access tokens').to.have.length(43);
     const refreshed = await oidc.refreshTokenGrant(config, first);
     expect(refreshed.refresh_token).to.be.a('string').and.not.equal(first);
     expect((await introspect(refreshed.access_token)).active).to.equal(true);

@@ -1,7 +1,7 @@
 // The oidc-provider adapter contract, run unchanged against every backend, for a model of each
 // kind: hot-store models and durable (PostgreSQL-backed, cached) models.
 import { expect } from 'chai';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { Adapter } from 'oidc-provider';
 import { pino } from 'pino';
 import { forEachBackend, type BackendEnv } from '../helpers/backends.ts';
@@ -12,6 +12,8 @@ import { revokeGrantEverywhere } from '../../src/oidc/adapter.ts';
 import { purgeExpiredPayloads } from '../../src/oidc/durable-payloads.ts';
 
 const now = () => Math.floor(Date.now() / 1000);
+// Refresh token ids have their own length (see model-storage.ts); other models take any id.
+const newId = (model: string) => (model === 'RefreshToken' ? randomBytes(48).toString('base64url') : randomUUID());
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 forEachBackend('oidc adapter contract', (backend) => {
@@ -31,7 +33,7 @@ forEachBackend('oidc adapter contract', (backend) => {
   for (const model of ['AuthorizationCode', 'RefreshToken', 'Session', 'Grant', 'Interaction', 'AccessToken']) {
     describe(model, () => {
       it('upserts, finds and destroys', async () => {
-        const id = randomUUID();
+        const id = newId(model);
         const payload = { jti: id, kind: model, exp: now() + 60, accountId: 'someone', clientId: 'app' };
         expect(await adapter(model).find(id)).to.equal(undefined);
         await adapter(model).upsert(id, payload, 60);
@@ -47,7 +49,7 @@ forEachBackend('oidc adapter contract', (backend) => {
 
   it('stops finding records after their expiry, and the purge job removes expired durable rows', async () => {
     const models = ['AuthorizationCode', 'RefreshToken', 'Session', 'Grant', 'Interaction', 'AccessToken'];
-    const ids = models.map(() => randomUUID());
+    const ids = models.map(newId);
     await Promise.all(models.map((model, i) => adapter(model).upsert(ids[i], { jti: ids[i], exp: now() + 1 }, 1)));
     for (const [i, model] of models.entries()) expect(await adapter(model).find(ids[i]), model).to.not.equal(undefined);
     await sleep(2100);
@@ -59,7 +61,7 @@ forEachBackend('oidc adapter contract', (backend) => {
 
   for (const model of ['AuthorizationCode', 'RefreshToken']) {
     it(`${model}: consume is visible to every later find`, async () => {
-      const id = randomUUID();
+      const id = newId(model);
       await adapter(model).upsert(id, { jti: id, exp: now() + 60, grantId: 'g' }, 60);
       expect((await adapter(model).find(id))?.consumed).to.equal(undefined);
       await Promise.all([adapter(model).consume(id), adapter(model).consume(id)]);
@@ -98,7 +100,7 @@ forEachBackend('oidc adapter contract', (backend) => {
     const grantId = randomUUID();
     const ids: Record<string, string> = {};
     for (const model of ['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest']) {
-      ids[model] = randomUUID();
+      ids[model] = newId(model);
       await adapter(model).upsert(ids[model], { jti: ids[model], grantId, exp: now() + 60 }, 60);
     }
     await adapter('Grant').upsert(grantId, { jti: grantId, exp: now() + 60, accountId: 'a', clientId: 'c' }, 60);
@@ -107,8 +109,15 @@ forEachBackend('oidc adapter contract', (backend) => {
     expect(await adapter('Grant').find(grantId)).to.equal(undefined);
   });
 
+  it('rules out a refresh token by the length of its value, before any lookup', async () => {
+    const id = newId('RefreshToken');
+    await adapter('RefreshToken').upsert(id, { jti: id, exp: now() + 60 }, 60);
+    expect(await adapter('RefreshToken').find(id)).to.not.equal(undefined);
+    expect(await adapter('RefreshToken').find(id.slice(0, 43))).to.equal(undefined);
+  });
+
   it('serves durable records from PostgreSQL when the hot store has lost them', async () => {
-    const id = randomUUID();
+    const id = newId('RefreshToken');
     await adapter('RefreshToken').upsert(id, { jti: id, exp: now() + 600, accountId: 'a' }, 600);
     await adapter('RefreshToken').consume(id);
     await flushHotStore(runtime);
