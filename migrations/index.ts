@@ -9,6 +9,7 @@ import * as apiResources from './20261123_005_api_resources.ts';
 import * as tenants from './20261123_006_tenants.ts';
 import * as rbac from './20261123_007_rbac.ts';
 import * as rowLevelSecurity from './20261123_008_row_level_security.ts';
+import * as usersLookup from './20261123_009_users_lookup.ts';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -24,6 +25,7 @@ const migrations: Record<string, Migration> = {
   '20261123_006_tenants': tenants,
   '20261123_007_rbac': rbac,
   '20261123_008_row_level_security': rowLevelSecurity,
+  '20261123_009_users_lookup': usersLookup,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -9,6 +9,7 @@ import { closeDatabase, createDatabase, migrateToLatest } from './store/database
 import { CLIENT_AUTH_METHODS, type ClientAuthMethod } from './clients/service.ts';
 import { randomToken } from './security/crypto.ts';
 import { SUPPORTED_ALGS } from './keys/service.ts';
+import { DEFAULT_TENANT_ID } from './tenants/constants.ts';
 
 const usage = `usage: idp <command>
 
@@ -188,7 +189,7 @@ async function usersCommand(config: Config, action: string | undefined, flags: F
   if (typeof flags.email !== 'string') throw new UsageError('users create needs --email');
   const password = process.env.IDP_PASSWORD || randomToken(18);
   await withRuntime(config, async ({ users }) => {
-    const user = await users.create({
+    const user = await users.create(DEFAULT_TENANT_ID, {
       email: flags.email as string,
       username: flags.username as string | undefined,
       name: flags.name as string | undefined,
@@ -211,7 +212,7 @@ async function bootstrap(config: Config): Promise<void> {
     if ((await users.count()) > 0) throw new CommandError('already bootstrapped: users exist');
     const email = process.env.IDP_ADMIN_EMAIL || 'admin@example.com';
     const password = process.env.IDP_ADMIN_PASSWORD || randomToken(18);
-    const admin = await users.create({ email, username: 'admin', name: 'Administrator', password, emailVerified: true, isAdmin: true });
+    const admin = await users.create(DEFAULT_TENANT_ID, { email, username: 'admin', name: 'Administrator', password, emailVerified: true, isAdmin: true });
     const apiIdentifier = `${config.issuer}/api`;
     if (!(await apis.find(apiIdentifier))) await apis.create({ identifier: apiIdentifier, name: 'Admin API', scopes: ['admin'] });
     const web = await clients.create({

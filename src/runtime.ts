@@ -7,6 +7,9 @@ import type { HotStore } from './store/hot-store.ts';
 import { resolveInstanceSecrets, type InstanceSecrets } from './security/instance-secrets.ts';
 import { createPasswordHashing } from './security/passwords.ts';
 import { createUserService, type UserService } from './users/service.ts';
+import { createRbacService, type RbacService } from './rbac/service.ts';
+import { usersHoldingRole } from './rbac/queries.ts';
+import { createTenantService, type TenantService } from './tenants/service.ts';
 import { createClientService, type ClientService } from './clients/service.ts';
 import { createApiResourceService, type ApiResourceService } from './oidc/api-resources.ts';
 import { createKeyService, type KeyService } from './keys/service.ts';
@@ -21,6 +24,8 @@ export interface Runtime {
   hot: HotStore;
   secrets: InstanceSecrets;
   users: UserService;
+  tenants: TenantService;
+  rbac: RbacService;
   clients: ClientService;
   apis: ApiResourceService;
   keys: KeyService;
@@ -44,11 +49,25 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
     await migrateToLatest(db);
     const views = createViews();
     const passwords = createPasswordHashing(config.argon2);
-    const users = createUserService(db, passwords);
     const apis = createApiResourceService(db, hot);
+    const rbac = createRbacService(db, hot, apis);
+    const adminApi = `${config.issuer}/api`;
+    const tenants = createTenantService(db, rbac, () => adminApi);
+    let providerHost: ProviderHost | undefined;
+    const users = createUserService({
+      db,
+      passwords,
+      tenantAttributeSchema: async (tenantId) => (await tenants.get(tenantId)).userAttributeSchema,
+      tenantAllowsSelfRegistration: async (tenantId) => {
+        const tenant = await tenants.get(tenantId);
+        return tenant.status === 'active' && tenant.selfRegistration;
+      },
+      rolesFilter: usersHoldingRole,
+      // A suspended or deleted user's sessions, grants and tokens end at once.
+      onAccessRevoked: (userId) => providerHost!.revokeAccount(userId),
+    });
     const maxSignedTokenLifetimeSeconds = Math.max(config.ttl.idToken, config.ttl.accessToken, config.ttl.clientCredentials) + 60;
     const keys = createKeyService({ db, hot, keyEncryptionKey: secrets.keyEncryptionKey, maxSignedTokenLifetimeSeconds });
-    let providerHost: ProviderHost | undefined;
     const clients = createClientService({
       db,
       hot,
@@ -67,6 +86,8 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       hot,
       secrets,
       users,
+      tenants,
+      rbac,
       clients,
       apis,
       keys,

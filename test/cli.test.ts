@@ -10,6 +10,7 @@ import { TEST_ENV } from './helpers/instance.ts';
 import { idp, type Run } from './helpers/cli.ts';
 import { loadConfig } from '../src/config.ts';
 import { createRuntime, type Runtime } from '../src/runtime.ts';
+import { DEFAULT_TENANT_ID } from '../src/tenants/constants.ts';
 
 const ALGS = ['RS256', 'ES256', 'EdDSA'];
 // A command spins up the runtime (migrations, keys) in a fresh process: allow for several per test.
@@ -180,7 +181,7 @@ forEachBackend('command line', (backend) => {
     expect(out.note).to.match(/shown only once/);
 
     await withRuntime(async ({ users, clients }) => {
-      expect((await users.authenticate(out.admin.email, out.admin.password))?.isAdmin).to.equal(true);
+      expect((await users.authenticate(out.admin.email, out.admin.password, DEFAULT_TENANT_ID))?.isAdmin).to.equal(true);
       expect((await clients.providerMetadata(out.web_client.client_id))?.client_secret).to.equal(sha256(out.web_client.client_secret, 'hex'));
       expect((await clients.providerMetadata(out.machine_client.client_id))?.grant_types).to.deep.equal(['client_credentials']);
     });
@@ -346,8 +347,8 @@ forEachBackend('command line', (backend) => {
       expect(created.stdout).to.not.include(password);
       expect(created.stdout).to.not.match(/argon2|password_hash/i);
       await withRuntime(async ({ users }) => {
-        expect((await users.authenticate('grace', password))?.id).to.equal(user.id);
-        expect(await users.authenticate('grace', 'wrong password')).to.equal(undefined);
+        expect((await users.authenticate('grace', password, DEFAULT_TENANT_ID))?.id).to.equal(user.id);
+        expect(await users.authenticate('grace', 'wrong password', DEFAULT_TENANT_ID)).to.equal(undefined);
       });
     });
 
@@ -356,7 +357,7 @@ forEachBackend('command line', (backend) => {
       const user = json<{ id: string; password: string; isAdmin: boolean }>(await run('users', 'create', '--email', 'alan@example.com'));
       expect(user.password).to.be.a('string').with.length.of.at.least(16);
       expect(user.isAdmin).to.equal(false);
-      await withRuntime(async ({ users }) => expect((await users.authenticate('alan@example.com', user.password))?.id).to.equal(user.id));
+      await withRuntime(async ({ users }) => expect((await users.authenticate('alan@example.com', user.password, DEFAULT_TENANT_ID))?.id).to.equal(user.id));
     });
 
     it('a duplicate e-mail exits 1 with one line', async function () {

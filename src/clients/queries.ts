@@ -5,6 +5,7 @@ export interface ClientRow {
   secret_sha256: string | null;
   metadata: Record<string, unknown>;
   first_party: boolean;
+  tenant_id: string | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -14,10 +15,12 @@ export function clientQueries(db: Database) {
     find(clientId: string): Promise<ClientRow | undefined> {
       return db('clients').where({ client_id: clientId }).first();
     },
-    list(): Promise<ClientRow[]> {
-      return db('clients').select('*').orderBy('created_at', 'asc');
+    list(tenantId?: string): Promise<ClientRow[]> {
+      const query = db('clients').select('*').orderBy('created_at', 'asc');
+      if (tenantId) query.where({ tenant_id: tenantId });
+      return query;
     },
-    insert(row: Pick<ClientRow, 'client_id' | 'secret_sha256' | 'metadata' | 'first_party'>) {
+    insert(row: Pick<ClientRow, 'client_id' | 'secret_sha256' | 'metadata' | 'first_party' | 'tenant_id'>) {
       return db('clients').insert({ ...row, metadata: JSON.stringify(row.metadata) });
     },
     async delete(clientId: string): Promise<boolean> {

@@ -12,6 +12,8 @@ export type ClientAuthMethod = (typeof CLIENT_AUTH_METHODS)[number];
 
 export interface NewClient {
   clientId?: string;
+  // The tenant a machine client acts for; interactive clients may be shared by every tenant.
+  tenantId?: string;
   name: string;
   redirectUris?: string[];
   postLogoutRedirectUris?: string[];
@@ -26,6 +28,7 @@ export interface NewClient {
 
 export interface ClientRecord {
   clientId: string;
+  tenantId: string | null;
   metadata: Record<string, unknown>;
   firstParty: boolean;
   createdAt: Date;
@@ -64,7 +67,7 @@ export function createClientService(options: ClientServiceOptions) {
   });
 
   function toRecord(row: ClientRow): ClientRecord {
-    return { clientId: row.client_id, metadata: row.metadata, firstParty: row.first_party, createdAt: row.created_at };
+    return { clientId: row.client_id, tenantId: row.tenant_id, metadata: row.metadata, firstParty: row.first_party, createdAt: row.created_at };
   }
 
   async function cachedRow(clientId: string): Promise<ClientRow | undefined> {
@@ -111,14 +114,14 @@ export function createClientService(options: ClientServiceOptions) {
           throw new ClientValidationError((error as { error_description?: string }).error_description ?? String(error));
         }
       }
-      const row = { client_id: metadata.client_id as string, secret_sha256: secretSha256, metadata, first_party: input.firstParty ?? false };
+      const row = { client_id: metadata.client_id as string, secret_sha256: secretSha256, metadata, first_party: input.firstParty ?? false, tenant_id: input.tenantId ?? null };
       await queries.insert(row);
       await cache.invalidate(row.client_id);
-      return { client: { clientId: row.client_id, metadata, firstParty: row.first_party, createdAt: new Date() }, clientSecret };
+      return { client: { clientId: row.client_id, tenantId: row.tenant_id, metadata, firstParty: row.first_party, createdAt: new Date() }, clientSecret };
     },
 
-    async list(): Promise<ClientRecord[]> {
-      return (await queries.list()).map(toRecord);
+    async list(tenantId?: string): Promise<ClientRecord[]> {
+      return (await queries.list(tenantId)).map(toRecord);
     },
 
     async get(clientId: string): Promise<ClientRecord | undefined> {

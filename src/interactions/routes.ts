@@ -10,6 +10,7 @@ import type { UserService } from '../users/service.ts';
 import type { ClientService } from '../clients/service.ts';
 import type { Views } from '../http/views.ts';
 import { csrfProtection, formField } from '../http/csrf.ts';
+import { DEFAULT_TENANT_ID } from '../tenants/constants.ts';
 
 export interface InteractionDependencies {
   providerHost: ProviderHost;
@@ -102,7 +103,8 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
       ctx.status = 400;
       return renderLogin(ctx, interaction, client, { identifier: identifier.slice(0, MAX_IDENTIFIER), error: 'Enter your e-mail or username and your password.' });
     }
-    const user = await users.authenticate(identifier, password);
+    // Until tenant selection lands in the login interaction, sign-in is to the default tenant.
+    const user = await users.authenticate(identifier, password, DEFAULT_TENANT_ID);
     if (!user) {
       ctx.status = 401;
       // The same words whether the account exists or not.

@@ -1,8 +1,36 @@
 import type { FindAccount } from 'oidc-provider';
-import type { UserService } from '../users/service.ts';
+import type { User, UserService } from '../users/service.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+// The standard claims of a user (OpenID Connect Core 5.1); oidc-provider releases those the
+// granted scopes and claims requests allow. Absent values are left out, never sent as null.
+export function standardClaims(user: User): Record<string, unknown> {
+  const claims: Record<string, unknown> = {
+    sub: user.id,
+    email: user.email,
+    email_verified: user.emailVerified,
+    phone_number: user.phoneNumber,
+    phone_number_verified: user.phoneNumber ? user.phoneNumberVerified : undefined,
+    name: user.name,
+    given_name: user.givenName,
+    family_name: user.familyName,
+    middle_name: user.middleName,
+    nickname: user.nickname,
+    preferred_username: user.username,
+    picture: user.picture,
+    website: user.website,
+    gender: user.gender,
+    birthdate: user.birthdate,
+    zoneinfo: user.zoneinfo,
+    locale: user.locale,
+    updated_at: Math.floor(user.updatedAt.getTime() / 1000),
+  };
+  return Object.fromEntries(Object.entries(claims).filter(([, value]) => value !== null && value !== undefined));
+}
+
+// Only active, non-deleted users are found: a suspended or deleted user's refresh tokens, userinfo
+// calls and sessions are refused from the moment the change commits.
 export function createAccountFinder(users: UserService): FindAccount {
   return async (_ctx, sub) => {
     if (!UUID.test(sub)) return undefined;
@@ -11,13 +39,7 @@ export function createAccountFinder(users: UserService): FindAccount {
     return {
       accountId: user.id,
       async claims() {
-        return {
-          sub: user.id,
-          email: user.email,
-          email_verified: user.emailVerified,
-          name: user.name ?? undefined,
-          preferred_username: user.username ?? undefined,
-        };
+        return standardClaims(user) as { sub: string };
       },
     };
   };

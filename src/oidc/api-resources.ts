@@ -52,6 +52,18 @@ export function createApiResourceService(db: Database, hot: HotStore) {
       });
       await cache.invalidate(input.identifier);
     },
+    // Registers an API the provider itself serves (the admin API), adding permissions it lacks.
+    async ensure(input: { identifier: string; name: string; scopes: readonly string[] }) {
+      const existing = await db('api_resources').where({ identifier: input.identifier }).first();
+      if (!existing) {
+        await db('api_resources').insert({ identifier: input.identifier, name: input.name, scopes: [...input.scopes] }).onConflict('identifier').ignore();
+      } else if (input.scopes.some((scope) => !existing.scopes.includes(scope))) {
+        await db('api_resources').where({ identifier: input.identifier }).update({ scopes: [...new Set([...existing.scopes, ...input.scopes])] });
+      } else {
+        return;
+      }
+      await cache.invalidate(input.identifier);
+    },
     async delete(identifier: string): Promise<boolean> {
       const deleted = (await db('api_resources').where({ identifier }).delete(['identifier'])).length > 0;
       await cache.invalidate(identifier);

@@ -53,9 +53,13 @@ export function buildConfiguration(deps: ConfigurationDependencies): Configurati
     claims: {
       openid: ['sub'],
       email: ['email', 'email_verified'],
-      profile: ['name', 'preferred_username', 'updated_at'],
+      phone: ['phone_number', 'phone_number_verified'],
+      profile: [
+        'name', 'given_name', 'family_name', 'middle_name', 'nickname', 'preferred_username', 'picture', 'website',
+        'gender', 'birthdate', 'zoneinfo', 'locale', 'updated_at',
+      ],
     },
-    scopes: ['openid', 'offline_access', 'email', 'profile'],
+    scopes: ['openid', 'offline_access', 'email', 'phone', 'profile'],
     // Authorization code only: the implicit and hybrid flows are deprecated (RFC 9700).
     responseTypes: ['code'],
     clientAuthMethods: [...CLIENT_AUTH_METHODS],

@@ -80,3 +80,32 @@ export async function purgeExpiredPayloads(db: Database, batchSize = 1000, maxBa
   }
   return removed;
 }
+
+// Models that belong to an account and outlive a request: what must go when the account's access ends.
+export const ACCOUNT_MODELS = ['Session', 'Grant', 'RefreshToken'] as const;
+
+export interface AccountPayload {
+  model: (typeof ACCOUNT_MODELS)[number];
+  id: string;
+  grantId: string | null;
+  // Grants a session holds for its clients (oidc-provider keeps them in the session payload).
+  sessionGrantIds: string[];
+}
+
+// Every durable Session, Grant and RefreshToken of an account, expired or not.
+export async function accountPayloads(db: Database, accountId: string): Promise<AccountPayload[]> {
+  const rows: Array<{ model: AccountPayload['model']; id: string; grant_id: string | null; payload: AdapterPayload | string }> = await db('oidc_payloads')
+    .where({ account_id: accountId })
+    .whereIn('model', [...ACCOUNT_MODELS])
+    .select('model', 'id', 'grant_id', 'payload');
+  return rows.map((row) => {
+    const payload: AdapterPayload = typeof row.payload === 'string' ? JSON.parse(row.payload) : row.payload;
+    const authorizations = row.model === 'Session' ? Object.values((payload.authorizations ?? {}) as Record<string, { grantId?: string }>) : [];
+    return {
+      model: row.model,
+      id: row.id,
+      grantId: row.model === 'Grant' ? row.id : row.grant_id,
+      sessionGrantIds: authorizations.map((authorization) => authorization.grantId).filter((grantId): grantId is string => typeof grantId === 'string'),
+    };
+  });
+}

@@ -2,6 +2,7 @@
 // key change builds a new Provider and swaps it in; requests already in flight finish on the old one.
 import Provider, { type Adapter, type AdapterPayload } from 'oidc-provider';
 import compose from 'koa-compose';
+import { createLocalJWKSet } from 'jose';
 import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
@@ -15,7 +16,8 @@ import type { Views } from '../http/views.ts';
 import { KEYS_CHANGED_CHANNEL } from '../keys/service.ts';
 import { digestsEqual, sha256Hex } from '../security/crypto.ts';
 import { buildConfiguration } from './configuration.ts';
-import { createAdapterFactory } from './adapter.ts';
+import { createAdapterFactory, revokeGrantEverywhere } from './adapter.ts';
+import { accountPayloads } from './durable-payloads.ts';
 import { rfc6749ClientErrors } from './rfc6749-errors.ts';
 
 export interface ProviderHostDependencies {
@@ -35,7 +37,10 @@ interface Built {
   provider: Provider;
   middleware: Middleware;
   version: number;
+  verificationKeys: ReturnType<typeof createLocalJWKSet>;
 }
+
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
 
 export class ProviderHost {
   #deps: ProviderHostDependencies;
@@ -65,8 +70,30 @@ export class ProviderHost {
     return this.#current?.version ?? -1;
   }
 
+  // The published keys, for verifying this provider's own tokens (the admin API's bearer tokens).
+  get verificationKeys(): ReturnType<typeof createLocalJWKSet> {
+    if (!this.#current) throw new Error('provider not built yet');
+    return this.#current.verificationKeys;
+  }
+
   adapterFor(model: string): Adapter {
     return this.#adapterFor(model);
+  }
+
+  // Ends all an account holds, at once (a suspended or deleted user): every grant with all it
+  // issued, in both stores (refresh tokens, and the access tokens and codes only the hot store
+  // holds), and every session, through the adapters so no cached copy survives. findAccount
+  // refusing the account covers whatever a request in flight creates meanwhile.
+  async revokeAccount(accountId: string): Promise<void> {
+    const rows = await accountPayloads(this.#deps.db, accountId);
+    const grantIds = new Set<string>();
+    for (const row of rows) {
+      if (row.grantId) grantIds.add(row.grantId);
+      for (const grantId of row.sessionGrantIds) grantIds.add(grantId);
+    }
+    await Promise.all([...grantIds].map((grantId) => revokeGrantEverywhere(this.#adapterFor, grantId)));
+    const leftovers = rows.filter((row) => row.model === 'Session' || (row.model === 'RefreshToken' && !row.grantId));
+    await Promise.all(leftovers.map((row) => this.#adapterFor(row.model).destroy(row.id)));
   }
 
   readonly middleware: Middleware = (ctx, next) => {
@@ -130,7 +157,8 @@ export class ProviderHost {
       log.warn({ err: { message: error.message }, clientId: client.clientId }, 'back-channel logout delivery failed'),
     );
     provider.use(rfc6749ClientErrors(config.issuer));
-    return { provider, middleware: compose(provider.middleware), version };
+    const publicKeys = jwks.keys.map((key) => Object.fromEntries(Object.entries(key).filter(([member]) => !PRIVATE_MEMBERS.includes(member))));
+    return { provider, middleware: compose(provider.middleware), version, verificationKeys: createLocalJWKSet({ keys: publicKeys as never }) };
   }
 }
 

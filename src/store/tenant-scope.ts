@@ -9,11 +9,19 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export type TenantTransaction = Knex.Transaction;
 
-export async function withTenant<T>(db: Database, tenantId: string, work: (trx: TenantTransaction) => Promise<T>): Promise<T> {
+// Given a transaction, the tenant-scoped work runs in a savepoint of it and the platform context
+// is restored afterwards, so platform and tenant steps can share one atomic transaction.
+export async function withTenant<T>(db: Database | Knex.Transaction, tenantId: string, work: (trx: TenantTransaction) => Promise<T>): Promise<T> {
   if (!UUID.test(tenantId)) throw new Error('withTenant needs a tenant id (uuid)');
+  const nested = 'isTransaction' in db && db.isTransaction;
   return db.transaction(async (trx) => {
     await trx.raw(`SET LOCAL ROLE ${TENANT_ROLE}`);
     await trx.raw("SELECT set_config('app.tenant_id', ?, true)", [tenantId]);
-    return work(trx);
+    const result = await work(trx);
+    if (nested) {
+      await trx.raw('RESET ROLE');
+      await trx.raw("SELECT set_config('app.tenant_id', '', true)");
+    }
+    return result;
   });
 }

@@ -1,37 +1,151 @@
+// The users table. Tenant-scoped functions take a transaction from withTenant (row-level security
+// confines them; the explicit tenant_id filters are there for the indexes). The platform functions
+// at the end run outside any tenant, for code that has only a user id (findAccount).
+//
+// Look-ups by e-mail or username compare the generated *_normalized columns with plain equality:
+// under row-level security only leakproof conditions can be index conditions (migration 009).
+import type { Knex } from 'knex';
 import type { Database } from '../store/database.ts';
+import type { TenantTransaction } from '../store/tenant-scope.ts';
+import type { ListFilters, UserStatus } from './validation.ts';
+import { containsPattern } from './validation.ts';
 
 export interface UserRow {
   id: string;
   tenant_id: string;
   email: string;
   username: string | null;
-  password_hash: string | null;
+  password_hash?: string | null;
   name: string | null;
+  given_name: string | null;
+  family_name: string | null;
+  middle_name: string | null;
+  nickname: string | null;
+  picture: string | null;
+  website: string | null;
+  gender: string | null;
+  birthdate: string | null;
+  zoneinfo: string | null;
+  locale: string | null;
   email_verified: boolean;
+  phone_number: string | null;
+  phone_number_verified: boolean;
   is_admin: boolean;
+  custom_attributes: Record<string, unknown> | string;
+  status: UserStatus;
+  status_reason: string | null;
+  version: number;
   created_at: Date;
   updated_at: Date;
+  deleted_at: Date | null;
+  has_password?: boolean;
+  // Only in list results: created_at at full precision, for the cursor.
+  cursor_created_at?: string;
 }
 
-export function userQueries(db: Database) {
+// Everything but the password hash, which only authentication reads.
+const COLUMNS = [
+  'id', 'tenant_id', 'email', 'username', 'name', 'given_name', 'family_name', 'middle_name', 'nickname', 'picture', 'website',
+  'gender', 'birthdate', 'zoneinfo', 'locale', 'email_verified', 'phone_number', 'phone_number_verified', 'is_admin',
+  'custom_attributes', 'status', 'status_reason', 'version', 'created_at', 'updated_at', 'deleted_at',
+].map((column) => `users.${column}`);
+
+function selectUser(query: Knex.QueryBuilder, trx: Knex) {
+  return query.select([...COLUMNS, trx.raw('(users.password_hash IS NOT NULL) AS has_password')]);
+}
+
+// The role filter other domains provide: a subquery of user ids.
+export type RoleSubquery = (trx: TenantTransaction, tenantId: string, roleName: string) => Knex.QueryBuilder;
+
+export const userQueries = {
+  find(trx: TenantTransaction, tenantId: string, id: string, options: { includeDeleted?: boolean; forUpdate?: boolean } = {}): Promise<UserRow | undefined> {
+    const query = selectUser(trx('users').where({ tenant_id: tenantId, id }), trx);
+    if (!options.includeDeleted) query.whereNull('deleted_at');
+    if (options.forUpdate) query.forUpdate();
+    return query.first();
+  },
+
+  // An identifier is an e-mail address or a username, both case-insensitive; never a deleted user.
+  findByIdentifier(trx: TenantTransaction, tenantId: string, identifier: string): Promise<(UserRow & { password_hash: string | null }) | undefined> {
+    return selectUser(trx('users'), trx)
+      .select('users.password_hash')
+      .where({ tenant_id: tenantId })
+      .whereNull('deleted_at')
+      .andWhere((q) => q.whereRaw('email_normalized = lower(?)', [identifier]).orWhereRaw('username_normalized = lower(?)', [identifier]))
+      .first();
+  },
+
+  // Which of the given e-mail and username other live users of the tenant already use.
+  async taken(trx: TenantTransaction, tenantId: string, values: { email?: string; username?: string | null }, exceptId?: string): Promise<{ email: boolean; username: boolean }> {
+    if (!values.email && !values.username) return { email: false, username: false };
+    const query = trx('users')
+      .where({ tenant_id: tenantId })
+      .whereNull('deleted_at')
+      .andWhere((q) => {
+        if (values.email) q.orWhereRaw('email_normalized = lower(?)', [values.email]);
+        if (values.username) q.orWhereRaw('username_normalized = lower(?)', [values.username]);
+      })
+      .select(
+        trx.raw('bool_or(email_normalized = lower(?)) AS email', [values.email ?? '']),
+        trx.raw('bool_or(username_normalized = lower(?)) AS username', [values.username ?? '']),
+      );
+    if (exceptId) query.whereNot({ id: exceptId });
+    const [row] = await query;
+    return { email: Boolean(row?.email), username: Boolean(row?.username) };
+  },
+
+  async insert(trx: TenantTransaction, row: Record<string, unknown>): Promise<UserRow> {
+    const [inserted] = await trx('users').insert(row, '*');
+    return inserted;
+  },
+
+  // Applies the change at the version the caller read; undefined when the version moved on (or
+  // the user is gone).
+  async update(trx: TenantTransaction, tenantId: string, id: string, expectedVersion: number | undefined, changes: Record<string, unknown>): Promise<UserRow | undefined> {
+    const query = trx('users').where({ tenant_id: tenantId, id }).whereNull('deleted_at');
+    if (expectedVersion !== undefined) query.andWhere({ version: expectedVersion });
+    const [row] = await query.update({ ...changes, version: trx.raw('version + 1'), updated_at: trx.fn.now() }, '*');
+    return row;
+  },
+
+  async hardDelete(trx: TenantTransaction, tenantId: string, id: string): Promise<boolean> {
+    return (await trx('users').where({ tenant_id: tenantId, id }).delete(['id'])).length > 0;
+  },
+
+  // One page in (created_at, id) order, after the cursor: a keyset scan of users_tenant_created
+  // that reads about `limit` index entries whatever the page number (never OFFSET).
+  list(trx: TenantTransaction, tenantId: string, filters: ListFilters, holdingRole?: RoleSubquery): Promise<UserRow[]> {
+    const query = selectUser(trx('users'), trx)
+      .select(trx.raw(`to_char(users.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_created_at`))
+      .where('users.tenant_id', tenantId)
+      .whereNull('users.deleted_at');
+    if (filters.email) query.whereRaw('users.email_normalized = lower(?)', [filters.email]);
+    if (filters.username) query.whereRaw('users.username_normalized = lower(?)', [filters.username]);
+    if (filters.status) query.where('users.status', filters.status);
+    if (filters.createdFrom) query.where('users.created_at', '>=', filters.createdFrom);
+    if (filters.createdTo) query.where('users.created_at', '<', filters.createdTo);
+    if (filters.role && holdingRole) query.whereIn('users.id', holdingRole(trx, tenantId, filters.role));
+    if (filters.q) {
+      const pattern = containsPattern(filters.q);
+      query.andWhere((q) => {
+        for (const column of ['email', 'username', 'name', 'given_name', 'family_name']) q.orWhere(`users.${column}`, 'ilike', pattern);
+      });
+    }
+    if (filters.after) query.whereRaw('(users.created_at, users.id) > (?::timestamptz, ?::uuid)', [filters.after.createdAt, filters.after.id]);
+    return query.orderBy([{ column: 'users.created_at' }, { column: 'users.id' }]).limit(filters.limit + 1);
+  },
+};
+
+// Platform context: no tenant is known yet, only the user id.
+export function platformUserQueries(db: Database) {
   return {
-    findById(id: string): Promise<UserRow | undefined> {
-      return db('users').where({ id }).first();
+    findActiveById(id: string): Promise<UserRow | undefined> {
+      return selectUser(db('users').where({ id, status: 'active' }).whereNull('deleted_at'), db).first();
     },
-    // An identifier is an e-mail address or a username, both case-insensitive.
-    findByIdentifier(tenantId: string, identifier: string): Promise<UserRow | undefined> {
-      const lowered = identifier.toLowerCase();
-      return db('users')
-        .where({ tenant_id: tenantId })
-        .whereNull('deleted_at')
-        .andWhere((q) => q.whereRaw('lower(email) = ?', [lowered]).orWhereRaw('lower(username) = ?', [lowered]))
-        .first();
-    },
-    insert(row: Omit<UserRow, 'created_at' | 'updated_at'>) {
-      return db('users').insert(row);
-    },
-    count(): Promise<number> {
-      return db('users').count<{ count: string }[]>({ count: '*' }).then(([row]) => Number(row.count));
+    // Every user row, deleted ones included (bootstrap runs only on an empty store).
+    async count(): Promise<number> {
+      const [row] = await db('users').count<{ count: string }[]>({ count: '*' });
+      return Number(row.count);
     },
   };
 }

@@ -1,80 +1,366 @@
+// Users, per tenant: created by an administrator or self-registered (when the tenant allows it),
+// listed with filters and keyset pagination, changed by themselves (profile) or an administrator
+// (everything), suspended, deactivated, soft- and hard-deleted. Standard OIDC claims plus custom
+// attributes checked against the tenant's schema.
+//
+// What belongs to other domains comes in as functions: the tenant's attribute schema and
+// self-registration setting, the role filter (RBAC), and what to do when a user's access must end
+// (the OIDC layer revokes their sessions, grants and tokens). Every tenant-scoped read and write
+// runs in withTenant, under row-level security.
 import { randomUUID } from 'node:crypto';
 import type { Database } from '../store/database.ts';
 import type { PasswordHashing } from '../security/passwords.ts';
-import { userQueries, type UserRow } from './queries.ts';
-import { DEFAULT_TENANT_ID } from '../tenants/constants.ts';
+import type { AttributeSchema } from '../tenants/attribute-schema.ts';
+import { withTenant, type TenantTransaction } from '../store/tenant-scope.ts';
+import { ConflictError, ForbiddenError, NotFoundError, VersionMismatchError } from '../errors.ts';
+import { platformUserQueries, userQueries, type RoleSubquery, type UserRow } from './queries.ts';
+import {
+  ADMIN_FIELDS,
+  MAX_EMAIL,
+  MAX_PASSWORD,
+  PROFILE_FIELDS,
+  SELF_REGISTRATION_FIELDS,
+  checkCustomAttributes,
+  checkInput,
+  checkListOptions,
+  checkReason,
+  checkStatus,
+  encodeCursor,
+  invalid,
+  isUuid,
+  type ListOptions,
+  type UserField,
+  type UserStatus,
+} from './validation.ts';
+
+export { USER_STATUSES, type UserStatus, type ListOptions } from './validation.ts';
+export type { RoleSubquery } from './queries.ts';
 
 export interface User {
   id: string;
   tenantId: string;
   email: string;
-  username: string | null;
-  name: string | null;
   emailVerified: boolean;
+  username: string | null;
+  phoneNumber: string | null;
+  phoneNumberVerified: boolean;
+  name: string | null;
+  givenName: string | null;
+  familyName: string | null;
+  middleName: string | null;
+  nickname: string | null;
+  picture: string | null;
+  website: string | null;
+  gender: string | null;
+  birthdate: string | null;
+  zoneinfo: string | null;
+  locale: string | null;
+  customAttributes: Record<string, unknown>;
   isAdmin: boolean;
+  hasPassword: boolean;
+  status: UserStatus;
+  statusReason: string | null;
+  version: number;
+  createdAt: Date;
+  updatedAt: Date;
 }
 
-export interface NewUser {
-  tenantId?: string;
-  email: string;
-  username?: string;
-  name?: string;
-  password: string;
+// What the person may change about themselves. null clears a claim; in customAttributes, null
+// removes an attribute.
+export interface UserProfileInput {
+  name?: string | null;
+  givenName?: string | null;
+  familyName?: string | null;
+  middleName?: string | null;
+  nickname?: string | null;
+  picture?: string | null;
+  website?: string | null;
+  gender?: string | null;
+  birthdate?: string | null;
+  zoneinfo?: string | null;
+  locale?: string | null;
+  customAttributes?: Record<string, unknown>;
+}
+
+// What an administrator may change besides.
+export interface UserPatch extends UserProfileInput {
+  email?: string;
+  username?: string | null;
   emailVerified?: boolean;
+  phoneNumber?: string | null;
+  phoneNumberVerified?: boolean;
+  password?: string;
   isAdmin?: boolean;
 }
 
-export class DuplicateUserError extends Error {}
+export interface NewUser extends UserPatch {
+  email: string;
+}
+
+// Self-registration: no verified flags, no administrator flag; a password is required.
+export interface SelfRegistration extends UserProfileInput {
+  email: string;
+  password: string;
+  username?: string;
+  phoneNumber?: string;
+}
+
+export interface UserPage {
+  items: User[];
+  nextCursor?: string;
+}
+
+export interface UserServiceDependencies {
+  db: Database;
+  passwords: PasswordHashing;
+  // The tenant's custom-attribute schema; throws NotFoundError for an unknown tenant.
+  tenantAttributeSchema(tenantId: string): Promise<AttributeSchema>;
+  tenantAllowsSelfRegistration(tenantId: string): Promise<boolean>;
+  // A subquery of the ids of users holding the named role, directly or inherited.
+  rolesFilter: RoleSubquery;
+  // Called after a suspension, deactivation or deletion has committed: end every session, grant
+  // and token of the user now.
+  onAccessRevoked(userId: string): Promise<void>;
+}
+
+const ADMIN_ALLOWED: readonly UserField[] = [...ADMIN_FIELDS, ...PROFILE_FIELDS, 'customAttributes'];
+const SELF_ALLOWED: readonly UserField[] = [...PROFILE_FIELDS, 'customAttributes'];
+const MAX_IDENTIFIER = MAX_EMAIL;
+
+function customAttributesOf(row: UserRow): Record<string, unknown> {
+  const value = row.custom_attributes;
+  return typeof value === 'string' ? JSON.parse(value) : (value ?? {});
+}
 
 function toUser(row: UserRow): User {
   return {
     id: row.id,
     tenantId: row.tenant_id,
     email: row.email,
-    username: row.username,
-    name: row.name,
     emailVerified: row.email_verified,
+    username: row.username,
+    phoneNumber: row.phone_number,
+    phoneNumberVerified: row.phone_number_verified,
+    name: row.name,
+    givenName: row.given_name,
+    familyName: row.family_name,
+    middleName: row.middle_name,
+    nickname: row.nickname,
+    picture: row.picture,
+    website: row.website,
+    gender: row.gender,
+    birthdate: row.birthdate,
+    zoneinfo: row.zoneinfo,
+    locale: row.locale,
+    customAttributes: customAttributesOf(row),
     isAdmin: row.is_admin,
+    hasPassword: row.has_password ?? (row.password_hash !== null && row.password_hash !== undefined),
+    status: row.status,
+    statusReason: row.status_reason,
+    version: row.version,
+    createdAt: new Date(row.created_at),
+    updatedAt: new Date(row.updated_at),
   };
 }
 
-export function createUserService(db: Database, passwords: PasswordHashing) {
-  const queries = userQueries(db);
-  return {
-    async create(input: NewUser): Promise<User> {
-      const row = {
-        id: randomUUID(),
-        tenant_id: input.tenantId ?? DEFAULT_TENANT_ID,
-        email: input.email,
-        username: input.username ?? null,
-        name: input.name ?? null,
-        password_hash: await passwords.hash(input.password),
-        email_verified: input.emailVerified ?? false,
-        is_admin: input.isAdmin ?? false,
-      };
+function isUniqueViolation(error: unknown): error is { code: string; constraint?: string; message: string } {
+  return (error as { code?: string })?.code === '23505';
+}
+
+function conflict(taken: { email: boolean; username: boolean }): ConflictError {
+  const fields: Record<string, string> = {};
+  if (taken.email) fields.email = 'already used by another user of this tenant';
+  if (taken.username) fields.username = 'already used by another user of this tenant';
+  const what = taken.email && taken.username ? 'e-mail address and username' : taken.email ? 'e-mail address' : 'username';
+  return new ConflictError(`a user with this ${what} exists in this tenant`, fields);
+}
+
+// A unique violation that slipped past the check (a concurrent insert): name the field if we can.
+function conflictFromViolation(error: { constraint?: string; message: string }): ConflictError {
+  const text = `${error.constraint ?? ''} ${error.message}`;
+  const username = /username/.test(text);
+  return conflict({ email: !username, username });
+}
+
+export function createUserService(deps: UserServiceDependencies) {
+  const { db, passwords } = deps;
+  const platform = platformUserQueries(db);
+
+  function requireTenantId(tenantId: string): void {
+    if (!isUuid(tenantId)) throw new NotFoundError(`no tenant ${String(tenantId).slice(0, 64)}`);
+  }
+
+  function notFound(id: string): NotFoundError {
+    return new NotFoundError(`no user ${String(id).slice(0, 64)} in this tenant`);
+  }
+
+  async function insertUser(tenantId: string, input: unknown, allowed: readonly UserField[], options: { passwordRequired: boolean }): Promise<User> {
+    requireTenantId(tenantId);
+    const checked = checkInput(input, allowed, { creating: true });
+    if (options.passwordRequired && checked.password === undefined) throw invalid({ password: 'required' });
+    const schema = await deps.tenantAttributeSchema(tenantId);
+    const customAttributes = checkCustomAttributes(schema, {}, checked.customAttributes, true);
+    const passwordHash = checked.password === undefined ? null : await passwords.hash(checked.password);
+    const row: Record<string, unknown> = {
+      ...checked.values,
+      id: randomUUID(),
+      tenant_id: tenantId,
+      password_hash: passwordHash,
+      custom_attributes: JSON.stringify(customAttributes),
+    };
+    return withTenant(db, tenantId, async (trx) => {
+      const taken = await userQueries.taken(trx, tenantId, { email: row.email as string, username: row.username as string | undefined });
+      if (taken.email || taken.username) throw conflict(taken);
       try {
-        await queries.insert(row);
+        return toUser(await userQueries.insert(trx, row));
       } catch (error) {
-        if ((error as { code?: string }).code === '23505') throw new DuplicateUserError('a user with this e-mail or username exists');
+        if (isUniqueViolation(error)) throw conflictFromViolation(error);
         throw error;
       }
-      return toUser({ ...row, created_at: new Date(), updated_at: new Date() });
+    });
+  }
+
+  // Runs `work` on the live user, locked, in a tenant-scoped transaction.
+  async function changeUser(tenantId: string, id: string, work: (trx: TenantTransaction, current: UserRow) => Promise<UserRow | undefined>) {
+    requireTenantId(tenantId);
+    if (!isUuid(id)) throw notFound(id);
+    return withTenant(db, tenantId, async (trx) => {
+      const current = await userQueries.find(trx, tenantId, id, { forUpdate: true });
+      if (!current) throw notFound(id);
+      return work(trx, current);
+    });
+  }
+
+  const service = {
+    // An administrator creates a user. The password is optional (a user without one cannot sign
+    // in with a password until one is set).
+    create(tenantId: string, input: NewUser): Promise<User> {
+      return insertUser(tenantId, input, ADMIN_ALLOWED, { passwordRequired: false });
     },
 
+    // A person registers themselves, when the tenant allows it.
+    async selfRegister(tenantId: string, input: SelfRegistration): Promise<User> {
+      requireTenantId(tenantId);
+      if (!(await deps.tenantAllowsSelfRegistration(tenantId))) throw new ForbiddenError('this tenant does not allow self-registration');
+      return insertUser(tenantId, input, SELF_REGISTRATION_FIELDS, { passwordRequired: true });
+    },
+
+    async get(tenantId: string, id: string): Promise<User> {
+      requireTenantId(tenantId);
+      if (!isUuid(id)) throw notFound(id);
+      const row = await withTenant(db, tenantId, (trx) => userQueries.find(trx, tenantId, id));
+      if (!row) throw notFound(id);
+      return toUser(row);
+    },
+
+    // Filters combine (AND). email and username match exactly, ignoring case; q matches a part of
+    // the e-mail, username, name, given or family name, ignoring case; role includes users who hold
+    // it through an including role; createdFrom <= created < createdTo. Pages are in creation
+    // order, and nextCursor, when present, fetches the next one.
+    async list(tenantId: string, options: ListOptions = {}): Promise<UserPage> {
+      requireTenantId(tenantId);
+      const filters = checkListOptions(options);
+      const rows = await withTenant(db, tenantId, (trx) => userQueries.list(trx, tenantId, filters, deps.rolesFilter));
+      const page = rows.slice(0, filters.limit);
+      const last = page.at(-1);
+      return {
+        items: page.map(toUser),
+        nextCursor: rows.length > filters.limit && last ? encodeCursor(last.cursor_created_at!, last.id) : undefined,
+      };
+    },
+
+    // Changes a user at the version the caller read. As 'self', only profile claims and custom
+    // attributes; as 'admin', also e-mail, username, phone, verified flags, password and isAdmin.
+    // A new e-mail address or phone number is unverified unless the same change says otherwise.
+    async update(tenantId: string, id: string, expectedVersion: number, patch: UserPatch, options: { as: 'admin' | 'self' }): Promise<User> {
+      if (options?.as !== 'admin' && options?.as !== 'self') throw new Error("update needs { as: 'admin' | 'self' }");
+      if (!Number.isInteger(expectedVersion) || expectedVersion < 1) throw invalid({ version: 'must be the positive whole number the user was read at' });
+      const checked = checkInput(patch, options.as === 'admin' ? ADMIN_ALLOWED : SELF_ALLOWED, { creating: false });
+      const schema = checked.customAttributes ? await deps.tenantAttributeSchema(tenantId) : undefined;
+      const passwordHash = checked.password === undefined ? undefined : await passwords.hash(checked.password);
+      const row = await changeUser(tenantId, id, async (trx, current) => {
+        if (current.version !== expectedVersion) {
+          throw new VersionMismatchError(`the user changed since version ${expectedVersion} (now ${current.version}); read it again`);
+        }
+        const changes: Record<string, unknown> = { ...checked.values };
+        if (passwordHash !== undefined) changes.password_hash = passwordHash;
+        if (schema) changes.custom_attributes = JSON.stringify(checkCustomAttributes(schema, customAttributesOf(current), checked.customAttributes, false));
+        const emailChanged = typeof changes.email === 'string' && changes.email.toLowerCase() !== current.email.toLowerCase();
+        if (emailChanged && !('email_verified' in changes)) changes.email_verified = false;
+        if ('phone_number' in changes && changes.phone_number !== current.phone_number && !('phone_number_verified' in changes)) {
+          changes.phone_number_verified = false;
+        }
+        const usernameChanged = typeof changes.username === 'string' && changes.username.toLowerCase() !== current.username?.toLowerCase();
+        if (emailChanged || usernameChanged) {
+          const taken = await userQueries.taken(
+            trx,
+            tenantId,
+            { email: emailChanged ? (changes.email as string) : undefined, username: usernameChanged ? (changes.username as string) : undefined },
+            id,
+          );
+          if (taken.email || taken.username) throw conflict(taken);
+        }
+        if (!Object.keys(changes).length) return current;
+        try {
+          return await userQueries.update(trx, tenantId, id, expectedVersion, changes);
+        } catch (error) {
+          if (isUniqueViolation(error)) throw conflictFromViolation(error);
+          throw error;
+        }
+      });
+      if (!row) throw new VersionMismatchError(`the user changed since version ${expectedVersion}; read it again`);
+      return toUser(row);
+    },
+
+    // active, suspended or deactivated, with an optional reason (kept with the status). Leaving
+    // 'active' ends the user's sessions and tokens once the change has committed.
+    async setStatus(tenantId: string, id: string, status: UserStatus, reason?: string | null): Promise<User> {
+      const next = checkStatus(status);
+      const statusReason = checkReason(reason);
+      const row = await changeUser(tenantId, id, (trx) => userQueries.update(trx, tenantId, id, undefined, { status: next, status_reason: statusReason }));
+      if (next !== 'active') await deps.onAccessRevoked(id);
+      return toUser(row!);
+    },
+
+    // Marks the user deleted: invisible to reads and sign-in, the e-mail and username free for a new
+    // user, the row kept (an administrator can still hard-delete it).
+    async softDelete(tenantId: string, id: string): Promise<void> {
+      await changeUser(tenantId, id, (trx) => userQueries.update(trx, tenantId, id, undefined, { deleted_at: trx.fn.now() }));
+      await deps.onAccessRevoked(id);
+    },
+
+    // Removes the row, also of a soft-deleted user.
+    async hardDelete(tenantId: string, id: string): Promise<void> {
+      requireTenantId(tenantId);
+      if (!isUuid(id)) throw notFound(id);
+      const removed = await withTenant(db, tenantId, (trx) => userQueries.hardDelete(trx, tenantId, id));
+      if (!removed) throw notFound(id);
+      await deps.onAccessRevoked(id);
+    },
+
+    // Password sign-in within a tenant. Spends exactly one argon2id verification whatever the
+    // outcome (unknown identifier, wrong password, suspended, deactivated or deleted user), so the
+    // answer's timing tells nothing; only an active user with the right password gets through.
+    async authenticate(identifier: string, password: string, tenantId: string): Promise<User | undefined> {
+      const usable = typeof identifier === 'string' && identifier.length > 0 && identifier.length <= MAX_IDENTIFIER && isUuid(tenantId);
+      const row = usable ? await withTenant(db, tenantId, (trx) => userQueries.findByIdentifier(trx, tenantId, identifier.trim())) : undefined;
+      const candidate = typeof password === 'string' && password.length <= MAX_PASSWORD ? password : '';
+      const valid = await passwords.verify(row?.password_hash, candidate);
+      return row && valid && row.status === 'active' ? toUser(row) : undefined;
+    },
+
+    // For findAccount and other platform code holding only a user id: active, non-deleted users
+    // only, so a suspended or deleted user's tokens and sessions are refused at once.
     async findById(id: string): Promise<User | undefined> {
-      const row = await queries.findById(id);
+      if (!isUuid(id)) return undefined;
+      const row = await platform.findActiveById(id);
       return row ? toUser(row) : undefined;
     },
 
-    // Spends one argon2id verification whether or not the identifier exists.
-    async authenticate(identifier: string, password: string, tenantId = DEFAULT_TENANT_ID): Promise<User | undefined> {
-      const row = identifier ? await queries.findByIdentifier(tenantId, identifier) : undefined;
-      const valid = await passwords.verify(row?.password_hash, password);
-      return row && valid ? toUser(row) : undefined;
-    },
-
-    count: () => queries.count(),
+    // All user rows of every tenant, deleted ones included.
+    count: () => platform.count(),
   };
+  return service;
 }
 
 export type UserService = ReturnType<typeof createUserService>;

@@ -1,6 +1,7 @@
 // Users, clients and APIs most end-to-end suites need, created through the services.
 import type { Runtime } from '../../src/runtime.ts';
 import { POST_LOGOUT_REDIRECT_URI, REDIRECT_URI } from './rp.ts';
+import { DEFAULT_TENANT_ID } from '../../src/tenants/constants.ts';
 
 export const USER = { email: 'ada@example.com', username: 'ada', name: 'Ada Lovelace', password: 'correct horse battery staple' };
 export const API = { identifier: 'https://api.example.test', name: 'Example API', scopes: ['read', 'write'] };
@@ -15,7 +16,7 @@ export interface Fixtures {
 }
 
 export async function createFixtures(runtime: Runtime, options: { backchannelLogoutUri?: string } = {}): Promise<Fixtures> {
-  const user = await runtime.users.create({ ...USER, emailVerified: true });
+  const user = await runtime.users.create(DEFAULT_TENANT_ID, { ...USER, emailVerified: true });
   await runtime.apis.create(API);
   const web = await runtime.clients.create({
     name: 'First-party web app',

@@ -24,8 +24,8 @@ forEachBackend('row-level security', (backend) => {
     ]);
     // The same e-mail address in two tenants is allowed.
     for (const tenantId of [tenantA, tenantB]) {
-      await runtime.users.create({ tenantId, email: 'same@example.com', password: 'a long enough password' });
-      await runtime.users.create({ tenantId, email: `only-${tenantId}@example.com`, password: 'a long enough password' });
+      await runtime.users.create(tenantId, { email: 'same@example.com', password: 'a long enough password' });
+      await runtime.users.create(tenantId, { email: `only-${tenantId}@example.com`, password: 'a long enough password' });
     }
   });
   after(async () => {

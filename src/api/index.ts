@@ -1,0 +1,29 @@
+// The admin REST API under /api/v1: every route from the table, and the OpenAPI document.
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import type { RouteDefinition } from './route-table.ts';
+import type { ApiServices } from './services.ts';
+import { apiRouter } from './router.ts';
+import { openApiDocument } from './openapi.ts';
+import { tenantRoutes } from './routes/tenants.ts';
+import { roleRoutes } from './routes/roles.ts';
+import { clientRoutes } from './routes/clients.ts';
+import { apiResourceRoutes } from './routes/apis.ts';
+import type { Principal } from './principal.ts';
+
+export function adminRoutes(services: ApiServices, extra: RouteDefinition[] = []): RouteDefinition[] {
+  return [...tenantRoutes(services), ...roleRoutes(services), ...clientRoutes(services), ...apiResourceRoutes(services), ...extra];
+}
+
+export function adminApi(options: { routes: RouteDefinition[]; issuer: string; adminApi: string; resolvePrincipal(ctx: Context): Promise<Principal> }): Router {
+  const document = openApiDocument(options.routes, options.issuer, options.adminApi);
+  return apiRouter({
+    routes: options.routes,
+    resolvePrincipal: options.resolvePrincipal,
+    publicRoutes: (router) => {
+      router.get('/openapi.json', (ctx) => {
+        ctx.body = document;
+      });
+    },
+  });
+}

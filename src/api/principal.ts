@@ -1,0 +1,75 @@
+// Who calls the admin API: a user or a machine client of one tenant, proven by an access token
+// this provider issued for the admin API. Permissions are re-read from RBAC on every call (cached
+// in the hot store), so a removed permission stops working at once, not when the token expires.
+import type { Context } from 'koa';
+import { jwtVerify } from 'jose';
+import type { ProviderHost } from '../oidc/provider-host.ts';
+import type { RbacService, SubjectType } from '../rbac/service.ts';
+import type { ClientService } from '../clients/service.ts';
+import type { UserService } from '../users/service.ts';
+import type { TenantService } from '../tenants/service.ts';
+import { DomainError } from '../errors.ts';
+
+export interface Principal {
+  tenantId: string;
+  platform: boolean;
+  subjectType: SubjectType;
+  subjectId: string;
+  scopes: Set<string>;
+  permissions: Set<string>;
+}
+
+export class UnauthorizedError extends DomainError {
+  override readonly status = 401;
+  override readonly type = 'unauthorized';
+}
+
+export interface PrincipalDependencies {
+  issuer: string;
+  adminApi: string;
+  providerHost: ProviderHost;
+  rbac: RbacService;
+  clients: ClientService;
+  users: UserService;
+  tenants: TenantService;
+}
+
+export function principalResolver(deps: PrincipalDependencies) {
+  return async function resolve(ctx: Context): Promise<Principal> {
+    const header = ctx.get('authorization');
+    const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(header);
+    if (!match) throw new UnauthorizedError('send an access token for the admin API: Authorization: Bearer <token>');
+    let payload;
+    try {
+      ({ payload } = await jwtVerify(match[1], deps.providerHost.verificationKeys, {
+        issuer: deps.issuer,
+        audience: deps.adminApi,
+        typ: 'at+jwt',
+      }));
+    } catch {
+      throw new UnauthorizedError('the access token is invalid or expired');
+    }
+    const clientId = String(payload.client_id ?? '');
+    const isClientToken = payload.sub === clientId;
+    const subjectType: SubjectType = isClientToken ? 'client' : 'user';
+    const subjectId = String(payload.sub);
+    const tenantId = isClientToken ? (await deps.clients.get(clientId))?.tenantId : (await deps.users.findById(subjectId))?.tenantId;
+    if (!tenantId) throw new UnauthorizedError('the token’s subject no longer exists or belongs to no tenant');
+    const tenant = await deps.tenants.get(tenantId);
+    if (tenant.status !== 'active') throw new UnauthorizedError('the tenant is disabled');
+    const access = await deps.rbac.effectiveAccess(tenantId, subjectType, subjectId);
+    return {
+      tenantId,
+      platform: tenant.platform,
+      subjectType,
+      subjectId,
+      scopes: new Set(String(payload.scope ?? '').split(' ').filter(Boolean)),
+      permissions: new Set(access.permissions[deps.adminApi] ?? []),
+    };
+  };
+}
+
+// Held by the subject now (RBAC) and granted to this token (its scope).
+export function holds(principal: Principal, permission: string): boolean {
+  return principal.permissions.has(permission) && principal.scopes.has(permission);
+}

@@ -1,0 +1,99 @@
+// Builds the Koa router of the admin API from the route table: authentication, permission and
+// tenant checks, input validation, versions (ETag / If-Match) and problem+json errors.
+import Router from '@koa/router';
+import { bodyParser } from '@koa/bodyparser';
+import type { Context } from 'koa';
+import type { z } from 'zod';
+import { DomainError, ForbiddenError, ValidationError } from '../errors.ts';
+import { problem } from '../http/errors.ts';
+import { holds, type Principal } from './principal.ts';
+import type { RouteDefinition } from './route-table.ts';
+
+export const API_PREFIX = '/api/v1';
+const MAX_JSON_DEPTH = 20;
+
+export interface ApiRouterOptions {
+  routes: RouteDefinition[];
+  resolvePrincipal(ctx: Context): Promise<Principal>;
+  publicRoutes?: (router: Router) => void;
+}
+
+function parse<T>(schema: z.ZodType<T> | undefined, value: unknown, where: string): T {
+  if (!schema) return undefined as T;
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const fields = Object.fromEntries(parsed.error.issues.map((issue) => [[where, ...issue.path.map(String)].join('.'), issue.message]));
+  throw new ValidationError(`invalid ${where}`, fields);
+}
+
+function depth(value: unknown, level = 0): number {
+  if (level > MAX_JSON_DEPTH || value === null || typeof value !== 'object') return level;
+  let deepest = level;
+  for (const child of Object.values(value)) deepest = Math.max(deepest, depth(child, level + 1));
+  return deepest;
+}
+
+function ifMatchVersion(ctx: Context): number | undefined {
+  const header = ctx.get('if-match');
+  if (!header) return undefined;
+  const match = /^(?:W\/)?"(\d{1,9})"$/.exec(header.trim());
+  if (!match) throw new ValidationError('If-Match must be an ETag this API sent, such as "3"', { 'If-Match': 'not an ETag of this API' });
+  return Number(match[1]);
+}
+
+export function apiRouter(options: ApiRouterOptions): Router {
+  const router = new Router({ prefix: API_PREFIX });
+
+  router.use(async (ctx, next) => {
+    ctx.set('Cache-Control', 'no-store');
+    try {
+      await next();
+    } catch (error) {
+      if (error instanceof DomainError) {
+        if (error.status === 401) ctx.set('WWW-Authenticate', 'Bearer error="invalid_token"');
+        return problem(ctx, error.status, error.type, error.message, error.fields ? { errors: error.fields } : {});
+      }
+      const status = (error as { status?: number }).status;
+      if (status && status >= 400 && status < 500) {
+        return problem(ctx, status, status === 413 ? 'too-large' : 'bad-request', status === 413 ? 'the request body is too large' : 'the request body is not valid JSON');
+      }
+      throw error;
+    }
+  });
+  router.use(bodyParser({ enableTypes: ['json'], jsonLimit: '64kb', jsonStrict: true, encoding: 'utf-8' }));
+  options.publicRoutes?.(router);
+
+  for (const definition of options.routes) {
+    router[definition.method](definition.path, async (ctx) => {
+      if (['post', 'put', 'patch'].includes(definition.method) && definition.body && !ctx.is('application/json')) {
+        return problem(ctx, 415, 'unsupported-media-type', 'send the body as application/json');
+      }
+      const principal = await options.resolvePrincipal(ctx);
+      if (!holds(principal, definition.permission)) throw new ForbiddenError(`this needs the permission ${definition.permission}`);
+      const tenantId = ctx.params.tenantId;
+      if (definition.tenantRule === 'platform' && !principal.platform) throw new ForbiddenError('only platform administrators may do this');
+      if (definition.tenantRule === 'tenant' && tenantId !== principal.tenantId && !principal.platform) {
+        throw new ForbiddenError('you may act only on your own tenant');
+      }
+      const body = (ctx.request as { body?: unknown }).body;
+      if (depth(body) > MAX_JSON_DEPTH) throw new ValidationError(`the JSON body is nested deeper than ${MAX_JSON_DEPTH} levels`);
+      const ifMatch = ifMatchVersion(ctx);
+      if (definition.requiresVersion && ifMatch === undefined) {
+        return problem(ctx, 428, 'version-required', 'send If-Match with the ETag of the version you read, so concurrent edits are not overwritten');
+      }
+      const result = await definition.handler({
+        params: parse(definition.params, ctx.params, 'path'),
+        query: parse(definition.query, { ...ctx.query }, 'query'),
+        body: parse(definition.body, body, 'body'),
+        principal,
+        ifMatch,
+        ctx,
+      });
+      if (result.version !== undefined) ctx.set('ETag', `"${result.version}"`);
+      if (result.location) ctx.set('Location', result.location);
+      ctx.status = result.status ?? (result.body === undefined ? 204 : 200);
+      if (result.body !== undefined) ctx.body = result.body;
+    });
+  }
+  return router;
+}

@@ -1,0 +1,70 @@
+import { z } from 'zod';
+import { route, type RouteDefinition } from '../route-table.ts';
+import { tenantParams } from '../schemas.ts';
+import { NotFoundError, ValidationError } from '../../errors.ts';
+import { CLIENT_AUTH_METHODS, ClientValidationError, type ClientRecord } from '../../clients/service.ts';
+import type { ApiServices } from '../services.ts';
+
+const clientBody = z
+  .object({
+    name: z.string().min(1).max(200),
+    redirectUris: z.array(z.string().max(2048)).max(50).optional(),
+    postLogoutRedirectUris: z.array(z.string().max(2048)).max(50).optional(),
+    grantTypes: z.array(z.enum(['authorization_code', 'refresh_token', 'client_credentials'])).min(1).max(3).optional(),
+    authMethod: z.enum(CLIENT_AUTH_METHODS).optional(),
+    firstParty: z.boolean().optional(),
+    backchannelLogoutUri: z.string().max(2048).optional(),
+    jwksUri: z.string().max(2048).optional(),
+  })
+  .strict();
+const clientParams = tenantParams.extend({ clientId: z.string().min(1).max(255) }).strict();
+
+function present(client: ClientRecord) {
+  return { clientId: client.clientId, tenantId: client.tenantId, firstParty: client.firstParty, metadata: client.metadata, createdAt: client.createdAt };
+}
+
+export function clientRoutes({ clients }: ApiServices): RouteDefinition[] {
+  async function ownClient(tenantId: string, clientId: string): Promise<ClientRecord> {
+    const client = await clients.get(clientId);
+    if (!client || client.tenantId !== tenantId) throw new NotFoundError(`no client ${clientId} in this tenant`);
+    return client;
+  }
+  return [
+    route({
+      method: 'get', path: '/tenants/:tenantId/clients', tag: 'clients', summary: 'List the tenant’s clients', permission: 'clients:read', tenantRule: 'tenant',
+      params: tenantParams, responses: { 200: 'The clients (never their secrets)' },
+      async handler({ params }) {
+        return { body: { items: (await clients.list(params.tenantId)).map(present) } };
+      },
+    }),
+    route({
+      method: 'post', path: '/tenants/:tenantId/clients', tag: 'clients', summary: 'Register a client; its secret is in this answer only', permission: 'clients:write', tenantRule: 'tenant',
+      params: tenantParams, body: clientBody, responses: { 201: 'The client and its secret', 422: 'Invalid metadata' },
+      async handler({ params, body }) {
+        try {
+          const { client, clientSecret } = await clients.create({ ...body, tenantId: params.tenantId });
+          return { status: 201, body: { ...present(client), clientSecret }, location: `/api/v1/tenants/${params.tenantId}/clients/${client.clientId}` };
+        } catch (error) {
+          if (error instanceof ClientValidationError) throw new ValidationError(error.message);
+          throw error;
+        }
+      },
+    }),
+    route({
+      method: 'get', path: '/tenants/:tenantId/clients/:clientId', tag: 'clients', summary: 'Get a client', permission: 'clients:read', tenantRule: 'tenant',
+      params: clientParams, responses: { 200: 'The client', 404: 'Not in this tenant' },
+      async handler({ params }) {
+        return { body: present(await ownClient(params.tenantId, params.clientId)) };
+      },
+    }),
+    route({
+      method: 'delete', path: '/tenants/:tenantId/clients/:clientId', tag: 'clients', summary: 'Delete a client', permission: 'clients:write', tenantRule: 'tenant',
+      params: clientParams, responses: { 204: 'Deleted', 404: 'Not in this tenant' },
+      async handler({ params }) {
+        await ownClient(params.tenantId, params.clientId);
+        await clients.delete(params.clientId);
+        return {};
+      },
+    }),
+  ];
+}

@@ -1,0 +1,15 @@
+import type { TenantService } from '../tenants/service.ts';
+import type { RbacService } from '../rbac/service.ts';
+import type { ClientService } from '../clients/service.ts';
+import type { ApiResourceService } from '../oidc/api-resources.ts';
+import type { UserService } from '../users/service.ts';
+
+// What the admin API's handlers may call: services, never tables.
+export interface ApiServices {
+  tenants: TenantService;
+  rbac: RbacService;
+  clients: ClientService;
+  apis: ApiResourceService;
+  users: UserService;
+  adminApi: string;
+}

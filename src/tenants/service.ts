@@ -1,0 +1,157 @@
+// Tenants: the isolation unit. Creating one creates its system roles in the same transaction.
+import { randomUUID } from 'node:crypto';
+import type { Database } from '../store/database.ts';
+import type { RbacService } from '../rbac/service.ts';
+import { ConflictError, NotFoundError, ValidationError, VersionMismatchError } from '../errors.ts';
+import { tenantQueries, type TenantRow } from './queries.ts';
+import { tenantPoliciesSchema, type TenantPolicies } from './policies.ts';
+import { attributeSchemaSchema, type AttributeSchema } from './attribute-schema.ts';
+import { systemRoleDefinitions } from './system-roles.ts';
+
+export interface Tenant {
+  id: string;
+  slug: string;
+  displayName: string;
+  emailDomains: string[];
+  status: 'active' | 'disabled';
+  policies: TenantPolicies;
+  userAttributeSchema: AttributeSchema;
+  selfRegistration: boolean;
+  platform: boolean;
+  version: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface TenantInput {
+  slug: string;
+  displayName: string;
+  emailDomains?: string[];
+  policies?: unknown;
+  userAttributeSchema?: unknown;
+  selfRegistration?: boolean;
+}
+
+const SLUG = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+const DOMAIN = /^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
+
+function toTenant(row: TenantRow): Tenant {
+  return {
+    id: row.id,
+    slug: row.slug,
+    displayName: row.display_name,
+    emailDomains: row.email_domains,
+    status: row.status,
+    policies: tenantPoliciesSchema.parse(row.policies ?? {}),
+    userAttributeSchema: attributeSchemaSchema.parse(row.user_attribute_schema ?? {}),
+    selfRegistration: row.self_registration,
+    platform: row.platform,
+    version: row.version,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+function parsePolicies(value: unknown): TenantPolicies {
+  const parsed = tenantPoliciesSchema.safeParse(value ?? {});
+  if (!parsed.success) throw new ValidationError('invalid tenant policies', fieldErrors('policies', parsed.error.issues));
+  return parsed.data;
+}
+
+function parseAttributeSchema(value: unknown): AttributeSchema {
+  const parsed = attributeSchemaSchema.safeParse(value ?? {});
+  if (!parsed.success) throw new ValidationError('invalid user attribute schema', fieldErrors('userAttributeSchema', parsed.error.issues));
+  return parsed.data;
+}
+
+function fieldErrors(prefix: string, issues: Array<{ path: PropertyKey[]; message: string }>): Record<string, string> {
+  return Object.fromEntries(issues.map((issue) => [[prefix, ...issue.path.map(String)].join('.'), issue.message]));
+}
+
+function checkDomains(domains: string[]): string[] {
+  const normalised = domains.map((domain) => domain.trim().toLowerCase());
+  const bad = normalised.findIndex((domain) => !DOMAIN.test(domain));
+  if (bad >= 0) throw new ValidationError(`${domains[bad]} is not a domain name`, { [`emailDomains.${bad}`]: 'not a domain name' });
+  return [...new Set(normalised)];
+}
+
+export function createTenantService(db: Database, rbac: RbacService, adminApi: () => string) {
+  const queries = tenantQueries(db);
+
+  async function requireTenant(id: string): Promise<TenantRow> {
+    const row = /^[0-9a-f-]{36}$/i.test(id) ? await queries.find(id) : undefined;
+    if (!row) throw new NotFoundError(`no tenant ${id}`);
+    return row;
+  }
+
+  async function createSystemRoles(trx: Database, tenantId: string, platform: boolean): Promise<void> {
+    for (const definition of systemRoleDefinitions(adminApi(), platform)) {
+      await rbac.createRole(tenantId, definition, { system: true, trx });
+    }
+  }
+
+  return {
+    async create(input: TenantInput): Promise<Tenant> {
+      if (!SLUG.test(input.slug)) throw new ValidationError('invalid slug', { slug: 'lower-case letters, digits and -, at most 63 characters' });
+      if (await queries.findBySlug(input.slug)) throw new ConflictError(`a tenant with slug ${input.slug} exists`, { slug: 'already taken' });
+      const row = {
+        id: randomUUID(),
+        slug: input.slug,
+        display_name: input.displayName,
+        email_domains: checkDomains(input.emailDomains ?? []),
+        status: 'active' as const,
+        policies: parsePolicies(input.policies),
+        user_attribute_schema: parseAttributeSchema(input.userAttributeSchema),
+        self_registration: input.selfRegistration ?? false,
+      };
+      await db.transaction(async (trx) => {
+        await queries.insert(trx, row);
+        await createSystemRoles(trx, row.id, false);
+      });
+      return toTenant((await queries.find(row.id))!);
+    },
+
+    // The platform tenant exists from the first migration; its system roles need the admin API.
+    async ensurePlatformRoles(platformTenantId: string): Promise<void> {
+      if ((await rbac.listRoles(platformTenantId)).some((role) => role.system)) return;
+      await db.transaction((trx) => createSystemRoles(trx, platformTenantId, true));
+    },
+
+    async get(id: string): Promise<Tenant> {
+      return toTenant(await requireTenant(id));
+    },
+
+    async findBySlug(slug: string): Promise<Tenant | undefined> {
+      const row = await queries.findBySlug(slug);
+      return row ? toTenant(row) : undefined;
+    },
+
+    async list(limit: number, after?: { createdAt: Date; id: string }): Promise<Tenant[]> {
+      return (await queries.list(limit, after)).map(toTenant);
+    },
+
+    async update(id: string, expectedVersion: number, input: Partial<Omit<TenantInput, 'slug'>> & { status?: 'active' | 'disabled' }): Promise<Tenant> {
+      const current = await requireTenant(id);
+      if (current.platform && input.status === 'disabled') throw new ValidationError('the platform tenant cannot be disabled', { status: 'platform tenant' });
+      const changes: Partial<TenantRow> = {};
+      if (input.displayName !== undefined) changes.display_name = input.displayName;
+      if (input.emailDomains !== undefined) changes.email_domains = checkDomains(input.emailDomains);
+      if (input.policies !== undefined) changes.policies = parsePolicies(input.policies);
+      if (input.userAttributeSchema !== undefined) changes.user_attribute_schema = parseAttributeSchema(input.userAttributeSchema);
+      if (input.selfRegistration !== undefined) changes.self_registration = input.selfRegistration;
+      if (input.status !== undefined) changes.status = input.status;
+      const updated = await queries.update(id, expectedVersion, changes);
+      if (!updated) throw new VersionMismatchError(`the tenant changed since version ${expectedVersion}; read it again`);
+      return toTenant(updated);
+    },
+
+    // Removes the tenant and, through foreign keys, everything it owns.
+    async delete(id: string): Promise<void> {
+      const tenant = await requireTenant(id);
+      if (tenant.platform) throw new ValidationError('the platform tenant cannot be deleted');
+      await queries.delete(id);
+    },
+  };
+}
+
+export type TenantService = ReturnType<typeof createTenantService>;

@@ -1,0 +1,29 @@
+// The roles every tenant starts with, and what each may do through the admin API.
+export const ADMIN_API_PERMISSIONS = [
+  'tenants:read',
+  'tenants:write',
+  'users:read',
+  'users:write',
+  'roles:read',
+  'roles:write',
+  'clients:read',
+  'clients:write',
+  'apis:read',
+  'apis:write',
+  'rbac:check',
+] as const;
+
+export type AdminPermission = (typeof ADMIN_API_PERMISSIONS)[number];
+
+export function systemRoleDefinitions(adminApi: string, platform: boolean) {
+  const grant = (...permissions: AdminPermission[]) => permissions.map((permission) => ({ api: adminApi, permission }));
+  const tenantAdmin = grant('tenants:read', 'users:read', 'users:write', 'roles:read', 'roles:write', 'clients:read', 'clients:write', 'apis:read', 'rbac:check');
+  return [
+    // In the platform tenant, root-admin manages every tenant and the APIs.
+    { name: 'root-admin', description: platform ? 'Manages the platform: every tenant, API and client' : 'Full control of this tenant', permissions: platform ? grant(...ADMIN_API_PERMISSIONS) : [...tenantAdmin, ...grant('tenants:write')] },
+    { name: 'admin', description: 'Manages users, roles and clients of this tenant', permissions: tenantAdmin },
+    { name: 'agent', description: 'Reads users of this tenant', permissions: grant('users:read') },
+    { name: 'staff', description: 'A member of staff', permissions: [] },
+    { name: 'client', description: 'A customer', permissions: [] },
+  ];
+}
