@@ -6,6 +6,8 @@ import { errorHandler, problem } from './http/errors.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { opsRoutes } from './ops/routes.ts';
 import { interactionRoutes } from './interactions/routes.ts';
+import { adminApi, adminRoutes } from './api/index.ts';
+import { principalResolver } from './api/principal.ts';
 
 export function buildApp(runtime: Runtime): Koa {
   const { config, log, views, providerHost } = runtime;
@@ -28,6 +30,14 @@ export function buildApp(runtime: Runtime): Koa {
   });
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
+  const services = { tenants: runtime.tenants, rbac: runtime.rbac, clients: runtime.clients, apis: runtime.apis, users: runtime.users, adminApi: runtime.adminApi };
+  const admin = adminApi({
+    routes: adminRoutes(services),
+    issuer: config.issuer,
+    adminApi: runtime.adminApi,
+    resolvePrincipal: principalResolver({ issuer: config.issuer, providerHost, ...services }),
+  });
+  app.use(admin.routes());
   app.use(providerHost.middleware);
   app.use(async (ctx) => {
     if (ctx.status === 404 && !ctx.body) problem(ctx, 404, 'not-found', `no route for ${ctx.method} ${ctx.path}`);

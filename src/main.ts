@@ -208,13 +208,14 @@ async function keysCommand(config: Config, action: string | undefined): Promise<
 
 // Creates the first admin and two clients: a first-party web app and a machine client.
 async function bootstrap(config: Config): Promise<void> {
-  await withRuntime(config, async ({ users, clients, apis }) => {
+  await withRuntime(config, async ({ users, clients, rbac, adminApi }) => {
     if ((await users.count()) > 0) throw new CommandError('already bootstrapped: users exist');
     const email = process.env.IDP_ADMIN_EMAIL || 'admin@example.com';
     const password = process.env.IDP_ADMIN_PASSWORD || randomToken(18);
     const admin = await users.create(DEFAULT_TENANT_ID, { email, username: 'admin', name: 'Administrator', password, emailVerified: true, isAdmin: true });
-    const apiIdentifier = `${config.issuer}/api`;
-    if (!(await apis.find(apiIdentifier))) await apis.create({ identifier: apiIdentifier, name: 'Admin API', scopes: ['admin'] });
+    const apiIdentifier = adminApi;
+    const rootAdmin = (await rbac.roleIdByName(DEFAULT_TENANT_ID, 'root-admin'))!;
+    await rbac.assign(DEFAULT_TENANT_ID, rootAdmin, 'user', admin.id);
     const web = await clients.create({
       name: 'Example web app',
       redirectUris: ['http://localhost:8080/callback'],
@@ -222,7 +223,8 @@ async function bootstrap(config: Config): Promise<void> {
       grantTypes: ['authorization_code', 'refresh_token'],
       firstParty: true,
     });
-    const machine = await clients.create({ name: 'Example service', grantTypes: ['client_credentials'] });
+    const machine = await clients.create({ name: 'Example service', grantTypes: ['client_credentials'], tenantId: DEFAULT_TENANT_ID });
+    await rbac.assign(DEFAULT_TENANT_ID, rootAdmin, 'client', machine.client.clientId);
     print(
       {
         admin: { id: admin.id, email, password: process.env.IDP_ADMIN_PASSWORD ? undefined : password },

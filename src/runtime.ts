@@ -10,6 +10,8 @@ import { createUserService, type UserService } from './users/service.ts';
 import { createRbacService, type RbacService } from './rbac/service.ts';
 import { usersHoldingRole } from './rbac/queries.ts';
 import { createTenantService, type TenantService } from './tenants/service.ts';
+import { ADMIN_API_PERMISSIONS } from './tenants/system-roles.ts';
+import { DEFAULT_TENANT_ID } from './tenants/constants.ts';
 import { createClientService, type ClientService } from './clients/service.ts';
 import { createApiResourceService, type ApiResourceService } from './oidc/api-resources.ts';
 import { createKeyService, type KeyService } from './keys/service.ts';
@@ -26,6 +28,8 @@ export interface Runtime {
   users: UserService;
   tenants: TenantService;
   rbac: RbacService;
+  // The resource indicator of the admin API.
+  adminApi: string;
   clients: ClientService;
   apis: ApiResourceService;
   keys: KeyService;
@@ -75,6 +79,9 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
     });
     providerHost = new ProviderHost({ config, cookieKeys: secrets.cookieKeys, db, hot, log, clients, users, apis, keys, views });
     await keys.ensureKeys();
+    // The admin API is an API resource of this provider; the platform tenant's system roles use it.
+    await apis.ensure({ identifier: adminApi, name: 'Admin API', scopes: ADMIN_API_PERMISSIONS });
+    await tenants.ensurePlatformRoles(DEFAULT_TENANT_ID);
     if (options.serve) {
       await Promise.all([clients.start(), apis.start()]);
       await providerHost.start();
@@ -88,6 +95,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       users,
       tenants,
       rbac,
+      adminApi,
       clients,
       apis,
       keys,

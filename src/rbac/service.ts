@@ -46,8 +46,10 @@ export function createRbacService(db: Database, hot: HotStore, apis: ApiResource
     await hot.set(epochKey(tenantId), randomUUID(), 30 * 86400);
   }
 
+  // Sequential on purpose: a transaction is one connection, and it runs one query at a time.
   async function toRole(trx: TenantTransaction, row: RoleRow): Promise<Role> {
-    const [permissions, includes] = await Promise.all([rbacQueries.permissionsOf(trx, row.id), rbacQueries.includedRoles(trx, row.id)]);
+    const permissions = await rbacQueries.permissionsOf(trx, row.id);
+    const includes = await rbacQueries.includedRoles(trx, row.id);
     return {
       id: row.id,
       name: row.name,
@@ -78,7 +80,11 @@ export function createRbacService(db: Database, hot: HotStore, apis: ApiResource
 
   const service = {
     async listRoles(tenantId: string): Promise<Role[]> {
-      return withTenant(db, tenantId, async (trx) => Promise.all((await rbacQueries.listRoles(trx)).map((row) => toRole(trx, row))));
+      return withTenant(db, tenantId, async (trx) => {
+        const roles: Role[] = [];
+        for (const row of await rbacQueries.listRoles(trx)) roles.push(await toRole(trx, row));
+        return roles;
+      });
     },
 
     async getRole(tenantId: string, roleId: string): Promise<Role> {
@@ -88,9 +94,13 @@ export function createRbacService(db: Database, hot: HotStore, apis: ApiResource
     async createRole(
       tenantId: string,
       input: { name: string; description?: string; permissions?: Array<{ api: string; permission: string }>; includes?: string[] },
-      options: { system?: boolean; trx?: Database } = {},
+      options: { system?: boolean; trx?: Database; permissionsChecked?: boolean } = {},
     ): Promise<Role> {
-      const permissions = await validPermissions(input.permissions ?? []);
+      // Inside a caller's transaction the permissions were checked before it began: on PGlite the
+      // transaction holds the only connection.
+      const permissions = options.permissionsChecked
+        ? (input.permissions ?? []).map((p) => ({ api_identifier: p.api, permission: p.permission }))
+        : await validPermissions(input.permissions ?? []);
       const role = await withTenant(options.trx ?? db, tenantId, async (trx) => {
         if (await rbacQueries.findRoleByName(trx, input.name)) throw new ConflictError(`a role named ${input.name} exists`, { name: 'already taken' });
         const id = randomUUID();
@@ -200,6 +210,10 @@ export function createRbacService(db: Database, hot: HotStore, apis: ApiResource
     async check(tenantId: string, subjectType: SubjectType, subjectId: string, api: string, permission: string): Promise<boolean> {
       const access = await service.effectiveAccess(tenantId, subjectType, subjectId);
       return access.permissions[api]?.includes(permission) ?? false;
+    },
+
+    async checkPermissions(permissions: Array<{ api: string; permission: string }>): Promise<void> {
+      await validPermissions(permissions);
     },
 
     // Called when API permissions change outside RBAC (an API loses a permission).

@@ -84,9 +84,16 @@ export function createTenantService(db: Database, rbac: RbacService, adminApi: (
     return row;
   }
 
-  async function createSystemRoles(trx: Database, tenantId: string, platform: boolean): Promise<void> {
-    for (const definition of systemRoleDefinitions(adminApi(), platform)) {
-      await rbac.createRole(tenantId, definition, { system: true, trx });
+  // Permissions are checked before the transaction opens; the roles are written inside it.
+  async function checkSystemRoles(platform: boolean) {
+    const definitions = systemRoleDefinitions(adminApi(), platform);
+    for (const definition of definitions) await rbac.checkPermissions(definition.permissions);
+    return definitions;
+  }
+
+  async function createSystemRoles(trx: Database, tenantId: string, definitions: Awaited<ReturnType<typeof checkSystemRoles>>): Promise<void> {
+    for (const definition of definitions) {
+      await rbac.createRole(tenantId, definition, { system: true, trx, permissionsChecked: true });
     }
   }
 
@@ -104,9 +111,10 @@ export function createTenantService(db: Database, rbac: RbacService, adminApi: (
         user_attribute_schema: parseAttributeSchema(input.userAttributeSchema),
         self_registration: input.selfRegistration ?? false,
       };
+      const definitions = await checkSystemRoles(false);
       await db.transaction(async (trx) => {
         await queries.insert(trx, row);
-        await createSystemRoles(trx, row.id, false);
+        await createSystemRoles(trx, row.id, definitions);
       });
       return toTenant((await queries.find(row.id))!);
     },
@@ -114,7 +122,8 @@ export function createTenantService(db: Database, rbac: RbacService, adminApi: (
     // The platform tenant exists from the first migration; its system roles need the admin API.
     async ensurePlatformRoles(platformTenantId: string): Promise<void> {
       if ((await rbac.listRoles(platformTenantId)).some((role) => role.system)) return;
-      await db.transaction((trx) => createSystemRoles(trx, platformTenantId, true));
+      const definitions = await checkSystemRoles(true);
+      await db.transaction((trx) => createSystemRoles(trx, platformTenantId, definitions));
     },
 
     async get(id: string): Promise<Tenant> {
