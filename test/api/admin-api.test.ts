@@ -134,6 +134,25 @@ forEachBackend('admin API', (backend) => {
     expect(await check()).to.deep.equal([false, false]);
   });
 
+  it('manages users per tenant: duplicate e-mails refused within a tenant, allowed across tenants', async () => {
+    const created = await call(tenantA.admin, 'POST', `/tenants/${tenantA.id}/users`, { email: 'kim@a.example', name: 'Kim', password: 'a long enough password' });
+    expect(created.status, await created.clone().text()).to.equal(201);
+    const user = (await created.json()) as { id: string; version: number };
+    expect((await call(tenantA.admin, 'POST', `/tenants/${tenantA.id}/users`, { email: 'KIM@a.example' })).status).to.equal(409);
+    expect((await call(platform, 'POST', `/tenants/${tenantB.id}/users`, { email: 'kim@a.example' })).status).to.equal(201);
+    const unknownField = await call(tenantA.admin, 'POST', `/tenants/${tenantA.id}/users`, { email: 'x@a.example', shoeSize: 44 });
+    expect(unknownField.status).to.equal(422);
+    const listed = (await (await call(tenantA.admin, 'GET', `/tenants/${tenantA.id}/users?q=kim`)).json()) as { items: Array<{ id: string }> };
+    expect(listed.items.map((item) => item.id)).to.deep.equal([user.id]);
+    const patched = await call(tenantA.admin, 'PATCH', `/tenants/${tenantA.id}/users/${user.id}`, { givenName: 'Kim' }, { 'if-match': `"${user.version}"` });
+    expect(patched.status, await patched.clone().text()).to.equal(200);
+    const suspended = await call(tenantA.admin, 'PUT', `/tenants/${tenantA.id}/users/${user.id}/status`, { status: 'suspended', reason: 'left the company' });
+    expect(((await suspended.json()) as { status: string; statusReason: string })).to.include({ status: 'suspended', statusReason: 'left the company' });
+    expect((await call(tenantA.admin, 'GET', `/tenants/${tenantB.id}/users`)).status).to.equal(403);
+    expect((await call(tenantA.admin, 'DELETE', `/tenants/${tenantA.id}/users/${user.id}`)).status).to.equal(204);
+    expect((await call(tenantA.admin, 'GET', `/tenants/${tenantA.id}/users/${user.id}`)).status).to.equal(404);
+  });
+
   it('answers bad input with precise problem+json', async () => {
     const unknown = await call(platform, 'POST', '/tenants', { slug: 'x-tenant', displayName: 'X', colour: 'red' });
     expect(unknown.status).to.equal(422);
