@@ -77,7 +77,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       hot,
       validate: (metadata) => providerHost!.validateClientMetadata(metadata),
     });
-    providerHost = new ProviderHost({ config, cookieKeys: secrets.cookieKeys, db, hot, log, clients, users, apis, keys, views });
+    providerHost = new ProviderHost({ config, cookieKeys: secrets.cookieKeys, db, hot, log, clients, users, apis, rbac, keys, views });
     await keys.ensureKeys();
     // The admin API is an API resource of this provider; the platform tenant's system roles use it.
     await apis.ensure({ identifier: adminApi, name: 'Admin API', scopes: ADMIN_API_PERMISSIONS });

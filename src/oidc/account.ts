@@ -8,6 +8,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export function standardClaims(user: User): Record<string, unknown> {
   const claims: Record<string, unknown> = {
     sub: user.id,
+    tenant_id: user.tenantId,
     email: user.email,
     email_verified: user.emailVerified,
     phone_number: user.phoneNumber,

@@ -6,12 +6,20 @@ import type { Config } from '../config.ts';
 import type { ClientService } from '../clients/service.ts';
 import type { UserService } from '../users/service.ts';
 import type { ApiResourceService } from './api-resources.ts';
+import type { RbacService } from '../rbac/service.ts';
 import type { Views } from '../http/views.ts';
 import { CLIENT_AUTH_METHODS } from '../clients/service.ts';
 import { createAccountFinder } from './account.ts';
 import { REFRESH_TOKEN_BITS } from './model-storage.ts';
 
+interface Subject {
+  tenantId: string;
+  type: 'user' | 'client';
+  id: string;
+}
+
 export interface ConfigurationDependencies {
+  rbac: RbacService;
   config: Config;
   cookieKeys: string[];
   jwks: { keys: UnknownObject[] };
@@ -27,11 +35,30 @@ const ASYMMETRIC_ALGS = ['RS256', 'PS256', 'ES256', 'EdDSA'];
 export function buildConfiguration(deps: ConfigurationDependencies): Configuration {
   const { config, clients, apis, views } = deps;
 
-  async function getResourceServerInfo(_ctx: KoaContextWithOIDC, indicator: string): Promise<ResourceServer> {
+  // Who a token is for: the machine client itself (client credentials) or the signed-in user.
+  async function subjectOf(ctx: KoaContextWithOIDC, client?: { clientId: string }, accountId?: string): Promise<Subject | undefined> {
+    const entities = (ctx.oidc?.entities ?? {}) as Record<string, { accountId?: string } | undefined>;
+    const account = accountId ?? ctx.oidc?.session?.accountId ?? entities.AuthorizationCode?.accountId ?? entities.RefreshToken?.accountId ?? entities.Grant?.accountId;
+    if (account) {
+      const user = await deps.users.findById(account);
+      return user ? { tenantId: user.tenantId, type: 'user', id: user.id } : undefined;
+    }
+    if (client) {
+      const record = await clients.get(client.clientId);
+      return record?.tenantId ? { tenantId: record.tenantId, type: 'client', id: record.clientId } : undefined;
+    }
+    return undefined;
+  }
+
+  // An API's scopes are its permissions: a token carries only those its subject holds through RBAC.
+  async function getResourceServerInfo(ctx: KoaContextWithOIDC, indicator: string, client: { clientId: string }): Promise<ResourceServer> {
     const api = await apis.find(indicator);
     if (!api) throw new errors.InvalidTarget('the resource is not a registered API');
+    const grantType = ctx.oidc?.params?.grant_type;
+    const subject = await subjectOf(ctx, grantType === 'client_credentials' ? client : undefined);
+    const held = subject ? ((await deps.rbac.effectiveAccess(subject.tenantId, subject.type, subject.id)).permissions[indicator] ?? []) : [];
     return {
-      scope: api.scopes.join(' '),
+      scope: api.scopes.filter((scope) => held.includes(scope)).join(' '),
       audience: api.identifier,
       accessTokenTTL: api.accessTokenTtl ?? config.ttl.accessToken,
       accessTokenFormat: 'jwt',
@@ -51,7 +78,7 @@ export function buildConfiguration(deps: ConfigurationDependencies): Configurati
       short: { httpOnly: true, sameSite: 'lax' },
     },
     claims: {
-      openid: ['sub'],
+      openid: ['sub', 'tenant_id'],
       email: ['email', 'email_verified'],
       phone: ['phone_number', 'phone_number_verified'],
       profile: [
@@ -122,6 +149,15 @@ export function buildConfiguration(deps: ConfigurationDependencies): Configurati
       if (code.scopes.has('offline_access')) return true;
       // First-party apps keep their users signed in with a refresh token bound to the session.
       return (await clients.get(client.clientId))?.firstParty ?? false;
+    },
+    // JWT access tokens for an API say which tenant and roles they were issued under.
+    extraTokenClaims: async (ctx, token) => {
+      if (!('resourceServer' in token) || !token.resourceServer) return undefined;
+      const accountId = 'accountId' in token ? token.accountId : undefined;
+      const subject = await subjectOf(ctx, accountId ? undefined : { clientId: token.clientId! }, accountId);
+      if (!subject) return undefined;
+      const access = await deps.rbac.effectiveAccess(subject.tenantId, subject.type, subject.id);
+      return { tenant_id: subject.tenantId, roles: access.roles };
     },
     formats: {
       bitsOfOpaqueRandomness: (_ctx, token) => (token.kind === 'RefreshToken' ? REFRESH_TOKEN_BITS : 256),

@@ -11,6 +11,7 @@ import type { Database } from '../store/database.ts';
 import type { ClientService } from '../clients/service.ts';
 import type { UserService } from '../users/service.ts';
 import type { ApiResourceService } from './api-resources.ts';
+import type { RbacService } from '../rbac/service.ts';
 import type { KeyService } from '../keys/service.ts';
 import type { Views } from '../http/views.ts';
 import { KEYS_CHANGED_CHANNEL } from '../keys/service.ts';
@@ -29,6 +30,7 @@ export interface ProviderHostDependencies {
   clients: ClientService;
   users: UserService;
   apis: ApiResourceService;
+  rbac: RbacService;
   keys: KeyService;
   views: Views;
 }
@@ -144,6 +146,7 @@ export class ProviderHost {
       clients: this.#deps.clients,
       users: this.#deps.users,
       apis: this.#deps.apis,
+      rbac: this.#deps.rbac,
       views: this.#deps.views,
     });
     const provider = new Provider(config.issuer, configuration);

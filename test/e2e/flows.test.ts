@@ -7,6 +7,7 @@ import { startInstance, type Instance } from '../helpers/instance.ts';
 import { createFixtures, clientCredentialsToken, basicAuth, API, USER, type Fixtures } from '../helpers/fixtures.ts';
 import { discover, loginWithCode, POST_LOGOUT_REDIRECT_URI } from '../helpers/rp.ts';
 import { expectOAuthError } from '../helpers/oauth-errors.ts';
+import { DEFAULT_TENANT_ID } from '../../src/tenants/constants.ts';
 
 forEachBackend('protocol flows', (backend) => {
   let store: BackendEnv;
@@ -120,6 +121,36 @@ forEachBackend('protocol flows', (backend) => {
     expect(payload.client_id).to.equal(fixtures.machine.clientId);
     expect(payload.scope).to.equal('read');
     expect(protectedHeader.typ).to.equal('at+jwt');
+    expect(payload.tenant_id).to.equal(DEFAULT_TENANT_ID);
+    expect(payload.roles).to.deep.equal(['example-api-user']);
+  });
+
+  it('gives an API token only the permissions its subject holds, and drops one as soon as it is removed', async () => {
+    const { client, clientSecret } = await instance.runtime.clients.create({ name: 'no roles yet', grantTypes: ['client_credentials'], tenantId: DEFAULT_TENANT_ID });
+    const credentials = { clientId: client.clientId, clientSecret: clientSecret! };
+    const scopeOf = async () => {
+      const response = await clientCredentialsToken(issuer, credentials, { resource: API.identifier, scope: 'read write' });
+      expect(response.status).to.equal(200);
+      return ((await response.json()) as { scope?: string }).scope;
+    };
+    expect(await scopeOf(), 'no role, no permission').to.equal(undefined);
+    const role = await instance.runtime.rbac.createRole(DEFAULT_TENANT_ID, { name: 'writer', permissions: [{ api: API.identifier, permission: 'write' }] });
+    await instance.runtime.rbac.assign(DEFAULT_TENANT_ID, role.id, 'client', client.clientId);
+    expect(await scopeOf()).to.equal('write');
+    await instance.runtime.rbac.updateRole(DEFAULT_TENANT_ID, role.id, role.version, { permissions: [] });
+    expect(await scopeOf()).to.equal(undefined);
+  });
+
+  it('puts the tenant in the ID token, userinfo and user access tokens for an API', async () => {
+    const config = await discover(issuer, fixtures.web.clientId, fixtures.web.clientSecret);
+    const { tokens } = await loginWithCode(config, issuer, { identifier: USER.email, password: USER.password, extraParams: { resource: API.identifier, scope: 'openid read' } });
+    expect(tokens.claims()!.tenant_id).to.equal(DEFAULT_TENANT_ID);
+    expect((await oidc.fetchUserInfo(config, tokens.access_token, fixtures.userId)).tenant_id).to.equal(DEFAULT_TENANT_ID);
+    // RFC 8707: the token request names the API the access token is for.
+    const forApi = await oidc.refreshTokenGrant(config, tokens.refresh_token!, { resource: API.identifier });
+    const { payload } = await jwtVerify(forApi.access_token, createRemoteJWKSet(new URL(`${issuer}/jwks`)), { issuer, audience: API.identifier });
+    expect(payload).to.include({ sub: fixtures.userId, tenant_id: DEFAULT_TENANT_ID, scope: 'read' });
+    expect(payload.roles).to.deep.equal(['example-api-user']);
   });
 
   it('refuses a resource that is not a registered API', async () => {

@@ -38,7 +38,14 @@ export async function createFixtures(runtime: Runtime, options: { backchannelLog
     authMethod: 'none',
     firstParty: true,
   });
-  const machine = await runtime.clients.create({ name: 'Billing service', grantTypes: ['client_credentials'] });
+  const machine = await runtime.clients.create({ name: 'Billing service', grantTypes: ['client_credentials'], tenantId: DEFAULT_TENANT_ID });
+  // The API's permissions reach tokens only through RBAC: both the user and the service hold them.
+  const apiUser = await runtime.rbac.createRole(DEFAULT_TENANT_ID, {
+    name: 'example-api-user',
+    permissions: API.scopes.map((permission) => ({ api: API.identifier, permission })),
+  });
+  await runtime.rbac.assign(DEFAULT_TENANT_ID, apiUser.id, 'client', machine.client.clientId);
+  await runtime.rbac.assign(DEFAULT_TENANT_ID, apiUser.id, 'user', user.id);
   return {
     userId: user.id,
     web: { clientId: web.client.clientId, clientSecret: web.clientSecret! },
