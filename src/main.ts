@@ -22,7 +22,9 @@ const usage = `usage: idp <command>
   clients list | clients delete <client_id>
   apis create --identifier URI --name N --scope S... [--ttl SECONDS] [--alg RS256|ES256|EdDSA]
   apis list | apis delete <identifier>
-  users create --email E [--username U] [--name N] [--admin]   (password from IDP_PASSWORD or generated)
+  tenants create --slug S --name N [--domain D]... | tenants list
+  roles assign [--tenant SLUG] --role NAME... (--user EMAIL|ID | --client CLIENT_ID)
+  users create [--tenant SLUG] --email E [--username U] [--name N] [--role NAME]... [--admin]   (password from IDP_PASSWORD or generated)
   keys list | keys rotate`;
 
 type Flags = Record<string, string | boolean | string[] | undefined>;
@@ -46,6 +48,12 @@ const flagOptions = {
   username: { type: 'string' },
   admin: { type: 'boolean' },
   json: { type: 'boolean' },
+  tenant: { type: 'string' },
+  slug: { type: 'string' },
+  domain: { type: 'string', multiple: true },
+  role: { type: 'string', multiple: true },
+  user: { type: 'string' },
+  client: { type: 'string' },
 } as const;
 
 // Wrong syntax: the message is followed by the usage text.
@@ -184,12 +192,67 @@ async function apisCommand(config: Config, action: string | undefined, args: str
   }
 }
 
+// --tenant takes a slug; without it, the platform tenant.
+async function tenantIdFor(tenants: Runtime['tenants'], slug: unknown): Promise<string> {
+  if (typeof slug !== 'string') return DEFAULT_TENANT_ID;
+  const tenant = await tenants.findBySlug(slug);
+  if (!tenant) throw new CommandError(`no tenant with slug ${slug}`);
+  return tenant.id;
+}
+
+async function roleIdsFor(rbac: Runtime['rbac'], tenantId: string, names: unknown): Promise<string[]> {
+  const ids: string[] = [];
+  for (const name of (names as string[] | undefined) ?? []) {
+    const id = await rbac.roleIdByName(tenantId, name);
+    if (!id) throw new CommandError(`no role ${name} in that tenant`);
+    ids.push(id);
+  }
+  return ids;
+}
+
+async function tenantsCommand(config: Config, action: string | undefined, flags: Flags): Promise<void> {
+  if (action === 'list') return withRuntime(config, async ({ tenants }) => print(await tenants.list(200), true));
+  if (action !== 'create') throw new UsageError('tenants takes create or list');
+  if (typeof flags.slug !== 'string' || typeof flags.name !== 'string') throw new UsageError('tenants create needs --slug and --name');
+  await withRuntime(config, async ({ tenants }) => {
+    print(await tenants.create({ slug: flags.slug as string, displayName: flags.name as string, emailDomains: flags.domain as string[] | undefined }), true);
+  });
+}
+
+async function rolesCommand(config: Config, action: string | undefined, flags: Flags): Promise<void> {
+  if (action !== 'assign') throw new UsageError('roles takes assign');
+  if (!flags.role || (typeof flags.user !== 'string') === (typeof flags.client !== 'string')) {
+    throw new UsageError('roles assign needs --role and one of --user (e-mail or id) or --client (client_id)');
+  }
+  await withRuntime(config, async ({ tenants, rbac, users, clients }) => {
+    const tenantId = await tenantIdFor(tenants, flags.tenant);
+    const roleIds = await roleIdsFor(rbac, tenantId, flags.role);
+    let subject: { type: 'user' | 'client'; id: string };
+    if (typeof flags.client === 'string') {
+      const client = await clients.get(flags.client);
+      if (!client || client.tenantId !== tenantId) throw new CommandError(`no client ${flags.client} in that tenant`);
+      subject = { type: 'client', id: client.clientId };
+    } else {
+      const identifier = flags.user as string;
+      const user = identifier.includes('@')
+        ? (await users.list(tenantId, { email: identifier, limit: 1 })).items[0]
+        : await users.get(tenantId, identifier).catch(() => undefined);
+      if (!user) throw new CommandError(`no user ${identifier} in that tenant`);
+      subject = { type: 'user', id: user.id };
+    }
+    for (const roleId of roleIds) await rbac.assign(tenantId, roleId, subject.type, subject.id);
+    print({ tenantId, subject, roles: (await rbac.rolesOf(tenantId, subject.type, subject.id)).map((role) => role.name) }, true);
+  });
+}
+
 async function usersCommand(config: Config, action: string | undefined, flags: Flags): Promise<void> {
   if (action !== 'create') throw new UsageError('users takes create');
   if (typeof flags.email !== 'string') throw new UsageError('users create needs --email');
   const password = process.env.IDP_PASSWORD || randomToken(18);
-  await withRuntime(config, async ({ users }) => {
-    const user = await users.create(DEFAULT_TENANT_ID, {
+  await withRuntime(config, async ({ users, tenants, rbac }) => {
+    const tenantId = await tenantIdFor(tenants, flags.tenant);
+    const roleIds = await roleIdsFor(rbac, tenantId, flags.role);
+    const user = await users.create(tenantId, {
       email: flags.email as string,
       username: flags.username as string | undefined,
       name: flags.name as string | undefined,
@@ -197,6 +260,7 @@ async function usersCommand(config: Config, action: string | undefined, flags: F
       emailVerified: true,
       isAdmin: Boolean(flags.admin),
     });
+    for (const roleId of roleIds) await rbac.assign(tenantId, roleId, 'user', user.id);
     print({ ...user, password: process.env.IDP_PASSWORD ? undefined : password }, true);
   });
 }
@@ -264,6 +328,10 @@ async function main(argv: string[]): Promise<void> {
       return clientsCommand(config, action, rest, values);
     case 'apis':
       return apisCommand(config, action, rest, values);
+    case 'tenants':
+      return tenantsCommand(config, action, values);
+    case 'roles':
+      return rolesCommand(config, action, values);
     case 'users':
       return usersCommand(config, action, values);
     case 'keys':
