@@ -4,7 +4,8 @@ import { expect } from 'chai';
 import * as oidc from 'openid-client';
 import { forEachBackend, type BackendEnv } from '../helpers/backends.ts';
 import { startInstance, type Instance } from '../helpers/instance.ts';
-import { createFixtures, clientCredentialsToken, basicAuth, USER, type Fixtures } from '../helpers/fixtures.ts';
+import { createFixtures, clientCredentialsToken, basicAuth, API, USER, type Fixtures } from '../helpers/fixtures.ts';
+import { DEFAULT_TENANT_ID } from '../../src/tenants/constants.ts';
 import { discover, REDIRECT_URI } from '../helpers/rp.ts';
 import { Browser, formAction, hiddenField } from '../helpers/browser.ts';
 
@@ -81,5 +82,18 @@ forEachBackend('two instances', (backend) => {
     const userinfo = await fetch(`${second.url}/me`, { headers: { authorization: `Bearer ${refreshed.access_token}` } });
     expect(userinfo.status).to.equal(200);
     expect(((await userinfo.json()) as { sub: string }).sub).to.equal(fixtures.userId);
+  });
+
+  it('sees a permission removed on one instance in the next token and check on the other', async () => {
+    const role = await first.runtime.rbac.createRole(DEFAULT_TENANT_ID, { name: 'auditor', permissions: [{ api: API.identifier, permission: 'read' }] });
+    const { client, clientSecret } = await first.runtime.clients.create({ name: 'auditor service', grantTypes: ['client_credentials'], tenantId: DEFAULT_TENANT_ID });
+    await first.runtime.rbac.assign(DEFAULT_TENANT_ID, role.id, 'client', client.clientId);
+    const credentials = { clientId: client.clientId, clientSecret: clientSecret! };
+    const scopeOnSecond = async () => ((await (await clientCredentialsToken(second.url, credentials, { resource: API.identifier, scope: 'read' })).json()) as { scope?: string }).scope;
+    expect(await scopeOnSecond()).to.equal('read');
+    expect(await second.runtime.rbac.check(DEFAULT_TENANT_ID, 'client', client.clientId, API.identifier, 'read')).to.equal(true);
+    await first.runtime.rbac.updateRole(DEFAULT_TENANT_ID, role.id, role.version, { permissions: [] });
+    expect(await scopeOnSecond()).to.equal(undefined);
+    expect(await second.runtime.rbac.check(DEFAULT_TENANT_ID, 'client', client.clientId, API.identifier, 'read')).to.equal(false);
   });
 });
