@@ -8,7 +8,7 @@ import { resolveInstanceSecrets, type InstanceSecrets } from './security/instanc
 import { createPasswordHashing } from './security/passwords.ts';
 import { createUserService, type UserService } from './users/service.ts';
 import { createRbacService, type RbacService } from './rbac/service.ts';
-import { usersHoldingRole } from './rbac/queries.ts';
+import { rbacQueries, usersHoldingRole } from './rbac/queries.ts';
 import { createTenantService, type TenantService } from './tenants/service.ts';
 import { ADMIN_API_PERMISSIONS } from './tenants/system-roles.ts';
 import { DEFAULT_TENANT_ID } from './tenants/constants.ts';
@@ -69,6 +69,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       rolesFilter: usersHoldingRole,
       // A suspended or deleted user's sessions, grants and tokens end at once.
       onAccessRevoked: (userId) => providerHost!.revokeAccount(userId),
+      forgetRoles: (trx, userId) => rbacQueries.forgetSubject(trx, 'user', userId),
     });
     const maxSignedTokenLifetimeSeconds = Math.max(config.ttl.idToken, config.ttl.accessToken, config.ttl.clientCredentials) + 60;
     const keys = createKeyService({ db, hot, keyEncryptionKey: secrets.keyEncryptionKey, maxSignedTokenLifetimeSeconds });

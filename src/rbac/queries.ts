@@ -75,6 +75,9 @@ export const rbacQueries = {
   async unassign(trx: TenantTransaction, roleId: string, subjectType: string, subjectId: string): Promise<boolean> {
     return (await trx('role_assignments').where({ role_id: roleId, subject_type: subjectType, subject_id: subjectId }).delete(['role_id'])).length > 0;
   },
+  async forgetSubject(trx: TenantTransaction, subjectType: string, subjectId: string): Promise<void> {
+    await trx('role_assignments').where({ subject_type: subjectType, subject_id: subjectId }).delete();
+  },
   directRoles(trx: TenantTransaction, subjectType: string, subjectId: string): Promise<RoleRow[]> {
     return trx('roles').join('role_assignments', 'roles.id', 'role_assignments.role_id')
       .where({ 'role_assignments.subject_type': subjectType, 'role_assignments.subject_id': subjectId })

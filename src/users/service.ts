@@ -121,6 +121,8 @@ export interface UserServiceDependencies {
   // Called after a suspension, deactivation or deletion has committed: end every session, grant
   // and token of the user now.
   onAccessRevoked(userId: string): Promise<void>;
+  // Removes the user's role assignments, inside the hard delete's own transaction.
+  forgetRoles(trx: TenantTransaction, userId: string): Promise<void>;
 }
 
 const ADMIN_ALLOWED: readonly UserField[] = [...ADMIN_FIELDS, ...PROFILE_FIELDS, 'customAttributes'];
@@ -333,7 +335,11 @@ export function createUserService(deps: UserServiceDependencies) {
     async hardDelete(tenantId: string, id: string): Promise<void> {
       requireTenantId(tenantId);
       if (!isUuid(id)) throw notFound(id);
-      const removed = await withTenant(db, tenantId, (trx) => userQueries.hardDelete(trx, tenantId, id));
+      const removed = await withTenant(db, tenantId, async (trx) => {
+        const deleted = await userQueries.hardDelete(trx, tenantId, id);
+        if (deleted) await deps.forgetRoles(trx, id);
+        return deleted;
+      });
       if (!removed) throw notFound(id);
       await deps.onAccessRevoked(id);
     },

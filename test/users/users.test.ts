@@ -15,7 +15,7 @@ import { loadConfig } from '../../src/config.ts';
 import { createRuntime, type Runtime } from '../../src/runtime.ts';
 import { createPasswordHashing, type PasswordHashing } from '../../src/security/passwords.ts';
 import { createUserService, type User, type UserService } from '../../src/users/service.ts';
-import { usersHoldingRole } from '../../src/rbac/queries.ts';
+import { rbacQueries, usersHoldingRole } from '../../src/rbac/queries.ts';
 import { withTenant } from '../../src/store/tenant-scope.ts';
 import { DEFAULT_TENANT_ID } from '../../src/tenants/constants.ts';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError, VersionMismatchError } from '../../src/errors.ts';
@@ -73,6 +73,7 @@ forEachBackend('users', (backend) => {
       onAccessRevoked: async (userId) => {
         revoked.push(userId);
       },
+      forgetRoles: (trx, userId) => rbacQueries.forgetSubject(trx, 'user', userId),
     });
   });
   after(async () => {
@@ -418,9 +419,13 @@ forEachBackend('users', (backend) => {
       expect(await runtime.db('users').where({ id: user.id }).first()).to.equal(undefined);
     });
 
-    it('hard-deletes: the row is gone and access revoked', async () => {
+    it('hard-deletes: the row and its role assignments are gone and access revoked', async () => {
       const user = await users.create(tenantId, { email: 'hard@example.com', password: PASSWORD });
+      const role = await runtime.rbac.createRole(tenantId, { name: `member-${user.id}` });
+      await runtime.rbac.assign(tenantId, role.id, 'user', user.id);
+      expect(await runtime.rbac.rolesOf(tenantId, 'user', user.id)).to.have.length(1);
       await users.hardDelete(tenantId, user.id);
+      expect(await runtime.db('role_assignments').where({ subject_id: user.id }).first()).to.equal(undefined);
       expect(revoked.at(-1)).to.equal(user.id);
       expect(await runtime.db('users').where({ id: user.id }).first()).to.equal(undefined);
       await rejection(users.get(tenantId, user.id), NotFoundError);
