@@ -25,6 +25,7 @@ export function buildApp(runtime: Runtime): Koa {
     providerHost,
     users: runtime.users,
     clients: runtime.clients,
+    loginTenant: runtime.loginTenant,
     views,
     csrfKey: runtime.secrets.cookieKeys[0],
   });

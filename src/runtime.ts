@@ -11,6 +11,7 @@ import { createRbacService, type RbacService } from './rbac/service.ts';
 import { rbacQueries, usersHoldingRole } from './rbac/queries.ts';
 import { createTenantService, type TenantService } from './tenants/service.ts';
 import { ADMIN_API_PERMISSIONS } from './tenants/system-roles.ts';
+import { loginTenantResolver, type LoginTenantResolver } from './tenants/login-tenant.ts';
 import { DEFAULT_TENANT_ID } from './tenants/constants.ts';
 import { createClientService, type ClientService } from './clients/service.ts';
 import { createApiResourceService, type ApiResourceService } from './oidc/api-resources.ts';
@@ -30,6 +31,7 @@ export interface Runtime {
   rbac: RbacService;
   // The resource indicator of the admin API.
   adminApi: string;
+  loginTenant: LoginTenantResolver;
   clients: ClientService;
   apis: ApiResourceService;
   keys: KeyService;
@@ -78,7 +80,8 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       hot,
       validate: (metadata) => providerHost!.validateClientMetadata(metadata),
     });
-    providerHost = new ProviderHost({ config, cookieKeys: secrets.cookieKeys, db, hot, log, clients, users, apis, rbac, keys, views });
+    const loginTenant = loginTenantResolver(clients, tenants);
+    providerHost = new ProviderHost({ config, cookieKeys: secrets.cookieKeys, db, hot, log, clients, users, apis, rbac, loginTenant, keys, views });
     await keys.ensureKeys();
     // The admin API is an API resource of this provider; the platform tenant's system roles use it.
     await apis.ensure({ identifier: adminApi, name: 'Admin API', scopes: ADMIN_API_PERMISSIONS });
@@ -97,6 +100,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       tenants,
       rbac,
       adminApi,
+      loginTenant,
       clients,
       apis,
       keys,

@@ -10,15 +10,19 @@ import type { UserService } from '../users/service.ts';
 import type { ClientService } from '../clients/service.ts';
 import type { Views } from '../http/views.ts';
 import { csrfProtection, formField } from '../http/csrf.ts';
-import { DEFAULT_TENANT_ID } from '../tenants/constants.ts';
+import type { LoginTenantResolver } from '../tenants/login-tenant.ts';
 
 export interface InteractionDependencies {
   providerHost: ProviderHost;
   users: UserService;
   clients: ClientService;
+  loginTenant: LoginTenantResolver;
   views: Views;
   csrfKey: string;
 }
+
+// A tenant id no tenant has: an unknown or disabled tenant still costs one password verification.
+const NO_TENANT = '00000000-0000-4000-8000-000000000000';
 
 const MAX_IDENTIFIER = 320;
 const MAX_PASSWORD = 1024;
@@ -92,6 +96,10 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     ctx.throw(400, `unsupported prompt: ${interaction.prompt.name}`);
   });
 
+  async function loginTenant(interaction: Details): Promise<string> {
+    return (await deps.loginTenant(interaction.params.client_id, interaction.params.tenant)) ?? NO_TENANT;
+  }
+
   router.post('/:uid/login', async (ctx) => {
     const interaction = await details(ctx);
     if (!interaction) return;
@@ -103,8 +111,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
       ctx.status = 400;
       return renderLogin(ctx, interaction, client, { identifier: identifier.slice(0, MAX_IDENTIFIER), error: 'Enter your e-mail or username and your password.' });
     }
-    // Until tenant selection lands in the login interaction, sign-in is to the default tenant.
-    const user = await users.authenticate(identifier, password, DEFAULT_TENANT_ID);
+    const user = await users.authenticate(identifier, password, await loginTenant(interaction));
     if (!user) {
       ctx.status = 401;
       // The same words whether the account exists or not.

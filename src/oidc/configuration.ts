@@ -1,12 +1,13 @@
 // oidc-provider configuration. Every option the library asks us to decide is decided here, so it
 // prints no development warnings.
 import type { Configuration, KoaContextWithOIDC, ResourceServer, UnknownObject } from 'oidc-provider';
-import { errors } from 'oidc-provider';
+import { errors, interactionPolicy } from 'oidc-provider';
 import type { Config } from '../config.ts';
 import type { ClientService } from '../clients/service.ts';
 import type { UserService } from '../users/service.ts';
 import type { ApiResourceService } from './api-resources.ts';
 import type { RbacService } from '../rbac/service.ts';
+import type { LoginTenantResolver } from '../tenants/login-tenant.ts';
 import type { Views } from '../http/views.ts';
 import { CLIENT_AUTH_METHODS } from '../clients/service.ts';
 import { createAccountFinder } from './account.ts';
@@ -20,6 +21,7 @@ interface Subject {
 
 export interface ConfigurationDependencies {
   rbac: RbacService;
+  loginTenant: LoginTenantResolver;
   config: Config;
   cookieKeys: string[];
   jwks: { keys: UnknownObject[] };
@@ -87,6 +89,8 @@ export function buildConfiguration(deps: ConfigurationDependencies): Configurati
       ],
     },
     scopes: ['openid', 'offline_access', 'email', 'phone', 'profile'],
+    // `tenant=<slug>` picks the tenant a user signs in to (unless the client is bound to one).
+    extraParams: ['tenant'],
     // Authorization code only: the implicit and hybrid flows are deprecated (RFC 9700).
     responseTypes: ['code'],
     clientAuthMethods: [...CLIENT_AUTH_METHODS],
@@ -178,6 +182,7 @@ export function buildConfiguration(deps: ConfigurationDependencies): Configurati
     },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+      policy: tenantAwarePolicy(deps),
     },
     clientBasedCORS: (_ctx, origin, client) => {
       const allowed = [...(client.redirectUris ?? []), ...(client.postLogoutRedirectUris ?? [])];
@@ -199,4 +204,20 @@ export function buildConfiguration(deps: ConfigurationDependencies): Configurati
       ctx.body = views.render('error.njk', { error: out.error, description: out.error_description });
     },
   };
+}
+
+// An SSO session belongs to one tenant: a request for another tenant (a tenant-bound client or the
+// `tenant` parameter) asks for a new sign-in instead of reusing it.
+function tenantAwarePolicy(deps: ConfigurationDependencies) {
+  const policy = interactionPolicy.base();
+  policy.get('login')!.checks.add(
+    new interactionPolicy.Check('tenant_mismatch', 'the session belongs to another tenant', async (ctx) => {
+      const accountId = ctx.oidc.session?.accountId;
+      if (!accountId) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+      const wanted = await deps.loginTenant(ctx.oidc.params?.client_id, ctx.oidc.params?.tenant);
+      const user = await deps.users.findById(accountId);
+      return user && user.tenantId === wanted ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT;
+    }),
+  );
+  return policy;
 }

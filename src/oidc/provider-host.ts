@@ -12,6 +12,7 @@ import type { ClientService } from '../clients/service.ts';
 import type { UserService } from '../users/service.ts';
 import type { ApiResourceService } from './api-resources.ts';
 import type { RbacService } from '../rbac/service.ts';
+import type { LoginTenantResolver } from '../tenants/login-tenant.ts';
 import type { KeyService } from '../keys/service.ts';
 import type { Views } from '../http/views.ts';
 import { KEYS_CHANGED_CHANNEL } from '../keys/service.ts';
@@ -31,6 +32,7 @@ export interface ProviderHostDependencies {
   users: UserService;
   apis: ApiResourceService;
   rbac: RbacService;
+  loginTenant: LoginTenantResolver;
   keys: KeyService;
   views: Views;
 }
@@ -147,6 +149,7 @@ export class ProviderHost {
       users: this.#deps.users,
       apis: this.#deps.apis,
       rbac: this.#deps.rbac,
+      loginTenant: this.#deps.loginTenant,
       views: this.#deps.views,
     });
     const provider = new Provider(config.issuer, configuration);
