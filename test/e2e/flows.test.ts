@@ -4,7 +4,7 @@ import * as oidc from 'openid-client';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { forEachBackend, type BackendEnv } from '../helpers/backends.ts';
 import { startInstance, type Instance } from '../helpers/instance.ts';
-import { createFixtures, clientCredentialsToken, basicAuth, API, USER, type Fixtures } from '../helpers/fixtures.ts';
+import { createFixtures, clientCredentialsToken, basicAuth, API, USER, type Fixtures, introspect as introspectToken } from '../helpers/fixtures.ts';
 import { discover, loginWithCode, POST_LOGOUT_REDIRECT_URI } from '../helpers/rp.ts';
 import { expectOAuthError } from '../helpers/oauth-errors.ts';
 import { DEFAULT_TENANT_ID } from '../../src/tenants/constants.ts';
@@ -27,15 +27,7 @@ forEachBackend('protocol flows', (backend) => {
     await store?.cleanup();
   });
 
-  async function introspect(token: string): Promise<Record<string, unknown>> {
-    const response = await fetch(`${issuer}/token/introspection`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basicAuth(fixtures.machine) },
-      body: new URLSearchParams({ token }).toString(),
-    });
-    expect(response.status).to.equal(200);
-    return (await response.json()) as Record<string, unknown>;
-  }
+  const introspect = (token: string) => introspectToken(issuer, fixtures.machine, token);
 
   it('publishes discovery metadata for the features it serves', async () => {
     const config = await discover(issuer, fixtures.web.clientId, fixtures.web.clientSecret);

@@ -69,3 +69,14 @@ export async function clientCredentialsToken(issuer: string, client: { clientId:
 export function basicAuth(client: { clientId: string; clientSecret: string }): string {
   return `Basic ${Buffer.from(`${encodeURIComponent(client.clientId)}:${encodeURIComponent(client.clientSecret)}`).toString('base64')}`;
 }
+
+// Introspection as a resource server would call it, authenticated as `client`.
+export async function introspect(issuer: string, client: { clientId: string; clientSecret: string }, token: string): Promise<Record<string, unknown>> {
+  const response = await fetch(`${issuer}/token/introspection`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basicAuth(client) },
+    body: new URLSearchParams({ token }).toString(),
+  });
+  if (response.status !== 200) throw new Error(`introspection answered ${response.status}`);
+  return (await response.json()) as Record<string, unknown>;
+}

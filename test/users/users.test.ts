@@ -8,7 +8,7 @@ import * as oidc from 'openid-client';
 import { pino } from 'pino';
 import { forEachBackend, type BackendEnv } from '../helpers/backends.ts';
 import { TEST_ENV, startInstance, type Instance } from '../helpers/instance.ts';
-import { createFixtures, basicAuth, USER, type Fixtures } from '../helpers/fixtures.ts';
+import { createFixtures, USER, type Fixtures, introspect as introspectToken } from '../helpers/fixtures.ts';
 import { discover, loginWithCode, REDIRECT_URI } from '../helpers/rp.ts';
 import { expectOAuthError } from '../helpers/oauth-errors.ts';
 import { loadConfig } from '../../src/config.ts';
@@ -626,14 +626,7 @@ forEachBackend('users: suspension ends access at once', (backend) => {
     await store?.cleanup();
   });
 
-  async function introspect(token: string): Promise<Record<string, unknown>> {
-    const response = await fetch(`${issuer}/token/introspection`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basicAuth(fixtures.machine) },
-      body: new URLSearchParams({ token }).toString(),
-    });
-    return (await response.json()) as Record<string, unknown>;
-  }
+  const introspect = (token: string) => introspectToken(issuer, fixtures.machine, token);
 
   async function userinfoStatus(accessToken: string): Promise<number> {
     const response = await fetch(`${issuer}/me`, { headers: { authorization: `Bearer ${accessToken}` } });
