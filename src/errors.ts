@@ -37,3 +37,8 @@ export class ForbiddenError extends DomainError {
   override readonly status = 403;
   override readonly type = 'forbidden';
 }
+
+// Field errors keyed by the dotted path of each schema issue under `prefix` ("body.displayName").
+export function fieldErrors(prefix: string, issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>): Record<string, string> {
+  return Object.fromEntries(issues.map((issue) => [[prefix, ...issue.path.map(String)].join('.'), issue.message]));
+}

@@ -4,7 +4,7 @@ import Router from '@koa/router';
 import { bodyParser } from '@koa/bodyparser';
 import type { Context } from 'koa';
 import type { z } from 'zod';
-import { DomainError, ForbiddenError, ValidationError } from '../errors.ts';
+import { DomainError, ForbiddenError, ValidationError, fieldErrors } from '../errors.ts';
 import { problem } from '../http/errors.ts';
 import { holds, type Principal } from './principal.ts';
 import type { RouteDefinition } from './route-table.ts';
@@ -22,8 +22,7 @@ function parse<T>(schema: z.ZodType<T> | undefined, value: unknown, where: strin
   if (!schema) return undefined as T;
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
-  const fields = Object.fromEntries(parsed.error.issues.map((issue) => [[where, ...issue.path.map(String)].join('.'), issue.message]));
-  throw new ValidationError(`invalid ${where}`, fields);
+  throw new ValidationError(`invalid ${where}`, fieldErrors(where, parsed.error.issues));
 }
 
 function depth(value: unknown, level = 0): number {

@@ -5,6 +5,7 @@ import type { Database } from '../store/database.ts';
 import type { HotStore } from '../store/hot-store.ts';
 import { BroadcastCache } from '../store/local-cache.ts';
 import { randomToken, sha256Hex } from '../security/crypto.ts';
+import { privateMembersOf } from '../security/jwk.ts';
 import { clientQueries, type ClientRow } from './queries.ts';
 
 export const CLIENT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
@@ -39,13 +40,10 @@ export type ProviderClientMetadata = Record<string, unknown> & { client_id: stri
 
 export class ClientValidationError extends Error {}
 
-const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
-
 // A client registers public keys only; a private or symmetric key here would be a leaked secret.
 function assertPublicKeys(jwks: { keys: unknown[] }): void {
   for (const key of jwks.keys) {
-    const members = typeof key === 'object' && key ? Object.keys(key) : [];
-    const leaked = members.filter((member) => PRIVATE_JWK_MEMBERS.includes(member));
+    const leaked = typeof key === 'object' && key ? privateMembersOf(key) : [];
     if (leaked.length) {
       throw new ClientValidationError(`client keys must be public keys: remove the private members ${leaked.join(', ')} and register the public key only`);
     }

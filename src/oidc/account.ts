@@ -1,7 +1,7 @@
 import type { FindAccount } from 'oidc-provider';
 import type { User, UserService } from '../users/service.ts';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+import { isUuid } from '../ids.ts';
 
 // The standard claims of a user (OpenID Connect Core 5.1); oidc-provider releases those the
 // granted scopes and claims requests allow. Absent values are left out, never sent as null.
@@ -34,7 +34,7 @@ export function standardClaims(user: User): Record<string, unknown> {
 // calls and sessions are refused from the moment the change commits.
 export function createAccountFinder(users: UserService): FindAccount {
   return async (_ctx, sub) => {
-    if (!UUID.test(sub)) return undefined;
+    if (!isUuid(sub)) return undefined;
     const user = await users.findById(sub);
     if (!user) return undefined;
     return {

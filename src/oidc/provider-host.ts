@@ -17,6 +17,7 @@ import type { KeyService } from '../keys/service.ts';
 import type { Views } from '../http/views.ts';
 import { KEYS_CHANGED_CHANNEL } from '../keys/service.ts';
 import { digestsEqual, sha256Hex } from '../security/crypto.ts';
+import { publicPartOf } from '../security/jwk.ts';
 import { buildConfiguration } from './configuration.ts';
 import { createAdapterFactory, revokeGrantEverywhere } from './adapter.ts';
 import { accountPayloads } from './durable-payloads.ts';
@@ -44,7 +45,6 @@ interface Built {
   verificationKeys: ReturnType<typeof createLocalJWKSet>;
 }
 
-const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
 
 export class ProviderHost {
   #deps: ProviderHostDependencies;
@@ -163,7 +163,7 @@ export class ProviderHost {
       log.warn({ err: { message: error.message }, clientId: client.clientId }, 'back-channel logout delivery failed'),
     );
     provider.use(rfc6749ClientErrors(config.issuer));
-    const publicKeys = jwks.keys.map((key) => Object.fromEntries(Object.entries(key).filter(([member]) => !PRIVATE_MEMBERS.includes(member))));
+    const publicKeys = jwks.keys.map(publicPartOf);
     return { provider, middleware: compose(provider.middleware), version, verificationKeys: createLocalJWKSet({ keys: publicKeys as never }) };
   }
 }

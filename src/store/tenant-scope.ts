@@ -3,16 +3,16 @@
 // query in it to that tenant, also a query that forgets its tenant filter.
 import type { Knex } from 'knex';
 import type { Database } from './database.ts';
+import { isUuid } from '../ids.ts';
 
 export const TENANT_ROLE = 'idp_tenant';
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export type TenantTransaction = Knex.Transaction;
 
 // Given a transaction, the tenant-scoped work runs in a savepoint of it and the platform context
 // is restored afterwards, so platform and tenant steps can share one atomic transaction.
 export async function withTenant<T>(db: Database | Knex.Transaction, tenantId: string, work: (trx: TenantTransaction) => Promise<T>): Promise<T> {
-  if (!UUID.test(tenantId)) throw new Error('withTenant needs a tenant id (uuid)');
+  if (!isUuid(tenantId)) throw new Error('withTenant needs a tenant id (uuid)');
   const nested = 'isTransaction' in db && db.isTransaction;
   return db.transaction(async (trx) => {
     await trx.raw(`SET LOCAL ROLE ${TENANT_ROLE}`);

@@ -1,8 +1,9 @@
 // Tenants: the isolation unit. Creating one creates its system roles in the same transaction.
 import { randomUUID } from 'node:crypto';
+import { isUuid } from '../ids.ts';
 import type { Database } from '../store/database.ts';
 import type { RbacService } from '../rbac/service.ts';
-import { ConflictError, NotFoundError, ValidationError, VersionMismatchError } from '../errors.ts';
+import { ConflictError, NotFoundError, ValidationError, VersionMismatchError, fieldErrors } from '../errors.ts';
 import { tenantQueries, type TenantRow } from './queries.ts';
 import { tenantPoliciesSchema, type TenantPolicies } from './policies.ts';
 import { attributeSchemaSchema, type AttributeSchema } from './attribute-schema.ts';
@@ -64,10 +65,6 @@ function parseAttributeSchema(value: unknown): AttributeSchema {
   return parsed.data;
 }
 
-function fieldErrors(prefix: string, issues: Array<{ path: PropertyKey[]; message: string }>): Record<string, string> {
-  return Object.fromEntries(issues.map((issue) => [[prefix, ...issue.path.map(String)].join('.'), issue.message]));
-}
-
 function checkDomains(domains: string[]): string[] {
   const normalised = domains.map((domain) => domain.trim().toLowerCase());
   const bad = normalised.findIndex((domain) => !DOMAIN.test(domain));
@@ -79,7 +76,7 @@ export function createTenantService(db: Database, rbac: RbacService, adminApi: (
   const queries = tenantQueries(db);
 
   async function requireTenant(id: string): Promise<TenantRow> {
-    const row = /^[0-9a-f-]{36}$/i.test(id) ? await queries.find(id) : undefined;
+    const row = isUuid(id) ? await queries.find(id) : undefined;
     if (!row) throw new NotFoundError(`no tenant ${id}`);
     return row;
   }

@@ -27,11 +27,11 @@ import {
   checkStatus,
   encodeCursor,
   invalid,
-  isUuid,
   type ListOptions,
   type UserField,
   type UserStatus,
 } from './validation.ts';
+import { isUuid } from '../ids.ts';
 
 export { USER_STATUSES, type UserStatus, type ListOptions } from './validation.ts';
 export type { RoleSubquery } from './queries.ts';

@@ -2,6 +2,7 @@
 // Every problem is reported at once, keyed by field, so a form or an API client can show them all.
 import { ValidationError } from '../errors.ts';
 import { validateAttributes, type AttributeSchema } from '../tenants/attribute-schema.ts';
+import { isUuid } from '../ids.ts';
 
 export const USER_STATUSES = ['active', 'suspended', 'deactivated'] as const;
 export type UserStatus = (typeof USER_STATUSES)[number];
@@ -55,11 +56,6 @@ const DOMAIN_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i;
 const USERNAME = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62}[A-Za-z0-9])?$/;
 const PHONE = /^\+[1-9][0-9]{1,14}(?:;ext=[0-9]{1,10})?$/;
 const BIRTHDATE = /^(?:(\d{4})|(\d{4})-(\d{2})-(\d{2}))$/;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-export function isUuid(value: unknown): value is string {
-  return typeof value === 'string' && UUID.test(value);
-}
 
 type Check = (value: unknown) => string | undefined;
 
