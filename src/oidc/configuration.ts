@@ -6,7 +6,7 @@ import type { Config } from '../config.ts';
 import type { ClientService } from '../clients/service.ts';
 import type { UserService } from '../users/service.ts';
 import type { ApiResourceService } from './api-resources.ts';
-import type { RbacService } from '../rbac/service.ts';
+import type { EffectiveAccess, RbacService } from '../rbac/service.ts';
 import type { LoginTenantResolver } from '../tenants/login-tenant.ts';
 import type { Views } from '../http/views.ts';
 import { CLIENT_AUTH_METHODS } from '../clients/service.ts';
@@ -17,6 +17,11 @@ interface Subject {
   tenantId: string;
   type: 'user' | 'client';
   id: string;
+}
+
+interface SubjectAccess {
+  subject: Subject;
+  access: EffectiveAccess;
 }
 
 export interface ConfigurationDependencies {
@@ -37,19 +42,33 @@ const ASYMMETRIC_ALGS = ['RS256', 'PS256', 'ES256', 'EdDSA'];
 export function buildConfiguration(deps: ConfigurationDependencies): Configuration {
   const { config, clients, apis, views } = deps;
 
-  // Who a token is for: the machine client itself (client credentials) or the signed-in user.
-  async function subjectOf(ctx: KoaContextWithOIDC, client?: { clientId: string }, accountId?: string): Promise<Subject | undefined> {
-    const entities = (ctx.oidc?.entities ?? {}) as Record<string, { accountId?: string } | undefined>;
-    const account = accountId ?? ctx.oidc?.session?.accountId ?? entities.AuthorizationCode?.accountId ?? entities.RefreshToken?.accountId ?? entities.Grant?.accountId;
-    if (account) {
-      const user = await deps.users.findById(account);
-      return user ? { tenantId: user.tenantId, type: 'user', id: user.id } : undefined;
-    }
-    if (client) {
-      const record = await clients.get(client.clientId);
-      return record?.tenantId ? { tenantId: record.tenantId, type: 'client', id: record.clientId } : undefined;
-    }
-    return undefined;
+  // Who a token is for (the signed-in user, or the machine client itself for client credentials),
+  // with what that subject holds. Resolved once per request: issuing one JWT asks both for the
+  // token's scope (getResourceServerInfo) and for its claims (extraTokenClaims).
+  const resolvedPerRequest = new WeakMap<object, Map<string, Promise<SubjectAccess | undefined>>>();
+
+  function accessOf(ctx: KoaContextWithOIDC | undefined, client?: { clientId: string }, accountId?: string): Promise<SubjectAccess | undefined> {
+    const entities = (ctx?.oidc?.entities ?? {}) as Record<string, { accountId?: string } | undefined>;
+    const account = accountId ?? ctx?.oidc?.session?.accountId ?? entities.AuthorizationCode?.accountId ?? entities.RefreshToken?.accountId ?? entities.Grant?.accountId;
+    const key = account ? `user:${account}` : client ? `client:${client.clientId}` : undefined;
+    if (!key) return Promise.resolve(undefined);
+    let perRequest = ctx ? resolvedPerRequest.get(ctx) : undefined;
+    if (ctx && !perRequest) resolvedPerRequest.set(ctx, (perRequest = new Map()));
+    const known = perRequest?.get(key);
+    if (known) return known;
+    const resolving = (async (): Promise<SubjectAccess | undefined> => {
+      let subject: Subject | undefined;
+      if (account) {
+        const user = await deps.users.findById(account);
+        subject = user ? { tenantId: user.tenantId, type: 'user', id: user.id } : undefined;
+      } else {
+        const record = await clients.get(client!.clientId);
+        subject = record?.tenantId ? { tenantId: record.tenantId, type: 'client', id: record.clientId } : undefined;
+      }
+      return subject && { subject, access: await deps.rbac.effectiveAccess(subject.tenantId, subject.type, subject.id) };
+    })();
+    perRequest?.set(key, resolving);
+    return resolving;
   }
 
   // An API's scopes are its permissions: a token carries only those its subject holds through RBAC.
@@ -57,8 +76,8 @@ export function buildConfiguration(deps: ConfigurationDependencies): Configurati
     const api = await apis.find(indicator);
     if (!api) throw new errors.InvalidTarget('the resource is not a registered API');
     const grantType = ctx.oidc?.params?.grant_type;
-    const subject = await subjectOf(ctx, grantType === 'client_credentials' ? client : undefined);
-    const held = subject ? ((await deps.rbac.effectiveAccess(subject.tenantId, subject.type, subject.id)).permissions[indicator] ?? []) : [];
+    const resolved = await accessOf(ctx, grantType === 'client_credentials' ? client : undefined);
+    const held = resolved?.access.permissions[indicator] ?? [];
     return {
       scope: api.scopes.filter((scope) => held.includes(scope)).join(' '),
       audience: api.identifier,
@@ -158,10 +177,8 @@ export function buildConfiguration(deps: ConfigurationDependencies): Configurati
     extraTokenClaims: async (ctx, token) => {
       if (!('resourceServer' in token) || !token.resourceServer) return undefined;
       const accountId = 'accountId' in token ? token.accountId : undefined;
-      const subject = await subjectOf(ctx, accountId ? undefined : { clientId: token.clientId! }, accountId);
-      if (!subject) return undefined;
-      const access = await deps.rbac.effectiveAccess(subject.tenantId, subject.type, subject.id);
-      return { tenant_id: subject.tenantId, roles: access.roles };
+      const resolved = await accessOf(ctx, accountId ? undefined : { clientId: token.clientId! }, accountId);
+      return resolved && { tenant_id: resolved.subject.tenantId, roles: resolved.access.roles };
     },
     formats: {
       bitsOfOpaqueRandomness: (_ctx, token) => (token.kind === 'RefreshToken' ? REFRESH_TOKEN_BITS : 256),
