@@ -10,6 +10,11 @@ import * as tenants from './20261123_006_tenants.ts';
 import * as rbac from './20261123_007_rbac.ts';
 import * as rowLevelSecurity from './20261123_008_row_level_security.ts';
 import * as usersLookup from './20261123_009_users_lookup.ts';
+import * as tenantBranding from './20261123_010_tenant_branding.ts';
+import * as mfa from './20261123_011_mfa.ts';
+import * as credentials from './20261123_012_credentials.ts';
+import * as userSessions from './20261123_013_user_sessions.ts';
+import * as usersIdentifierIndex from './20261123_014_users_identifier_index.ts';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -26,6 +31,11 @@ const migrations: Record<string, Migration> = {
   '20261123_007_rbac': rbac,
   '20261123_008_row_level_security': rowLevelSecurity,
   '20261123_009_users_lookup': usersLookup,
+  '20261123_010_tenant_branding': tenantBranding,
+  '20261123_011_mfa': mfa,
+  '20261123_012_credentials': credentials,
+  '20261123_013_user_sessions': userSessions,
+  '20261123_014_users_identifier_index': usersIdentifierIndex,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -8,6 +8,9 @@ import { opsRoutes } from './ops/routes.ts';
 import { interactionRoutes } from './interactions/routes.ts';
 import { adminApi, adminRoutes } from './api/index.ts';
 import { principalResolver } from './api/principal.ts';
+import { accountRouters } from './account/index.ts';
+import { credentialRoutes } from './credentials/routes.ts';
+import { outboxPageEnabled, outboxRoutes } from './mail/routes.ts';
 
 export function buildApp(runtime: Runtime): Koa {
   const { config, log, views, providerHost } = runtime;
@@ -25,13 +28,29 @@ export function buildApp(runtime: Runtime): Koa {
     providerHost,
     users: runtime.users,
     clients: runtime.clients,
+    tenants: runtime.tenants,
     loginTenant: runtime.loginTenant,
+    mfa: runtime.mfa,
+    credentials: runtime.credentials,
     views,
+    hot: runtime.hot,
     csrfKey: runtime.secrets.cookieKeys[0],
+    interactionTtlSeconds: config.ttl.interaction,
   });
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
-  const services = { tenants: runtime.tenants, rbac: runtime.rbac, clients: runtime.clients, apis: runtime.apis, users: runtime.users, adminApi: runtime.adminApi };
+  const credentialPages = credentialRoutes({ credentials: runtime.credentials, tenants: runtime.tenants, views, csrfKey: runtime.secrets.cookieKeys[0] });
+  app.use(credentialPages.routes());
+  app.use(credentialPages.allowedMethods());
+  // Only with the local outbox on the embedded default (or MAIL_OUTBOX_PAGE=true): elsewhere /outbox does not exist.
+  if (runtime.mailer.outbox && outboxPageEnabled(config)) app.use(outboxRoutes({ outbox: runtime.mailer.outbox, views, issuer: config.issuer }).routes());
+  // Account self-service: its /api/v1/me routes come before the admin API's.
+  const account = accountRouters(runtime);
+  app.use(account.pages.routes());
+  app.use(account.pages.allowedMethods());
+  app.use(account.api.routes());
+  app.use(account.api.allowedMethods());
+  const services = { tenants: runtime.tenants, rbac: runtime.rbac, clients: runtime.clients, apis: runtime.apis, users: runtime.users, mfa: runtime.mfa, credentials: runtime.credentials, adminApi: runtime.adminApi };
   const admin = adminApi({
     routes: adminRoutes(services),
     issuer: config.issuer,

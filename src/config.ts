@@ -1,4 +1,5 @@
 // The one place that reads the environment. Everything else receives a typed Config.
+import path from 'node:path';
 import { z } from 'zod';
 
 const signingAlgs = ['RS256', 'ES256', 'EdDSA'] as const;
@@ -68,6 +69,13 @@ const schema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   PURGE_INTERVAL: positiveSeconds,
   OUTBOUND_ALLOW_PRIVATE_NETWORK: z.enum(['true', 'false'], { message: 'must be true or false' }),
+  MAIL_SMTP_URL: z
+    .string()
+    .refine((value) => isUrl(value, ['smtp:', 'smtps:']), { message: 'must be an smtp:// or smtps:// URL, such as smtps://user:password@mail.example.com' })
+    .optional(),
+  MAIL_FROM: z.string().trim().min(3).max(320).refine((value) => !/[\r\n]/.test(value), { message: 'must be one line' }),
+  MAIL_OUTBOX_DIR: z.string().min(1).optional(),
+  MAIL_OUTBOX_PAGE: z.enum(['true', 'false'], { message: 'must be true or false' }),
 });
 
 // Defaults are production-safe; the embedded default relaxes only what it announces at start-up.
@@ -95,6 +103,8 @@ const defaults: Record<string, string> = {
   LOG_LEVEL: 'info',
   PURGE_INTERVAL: '300',
   OUTBOUND_ALLOW_PRIVATE_NETWORK: 'false',
+  MAIL_FROM: '"Identity" <no-reply@localhost>',
+  MAIL_OUTBOX_PAGE: 'false',
 };
 
 export interface Config {
@@ -123,6 +133,10 @@ export interface Config {
   // Lets outgoing calls (back-channel logout, jwks_uri) reach loopback and private addresses.
   // Off by default: it is the provider's SSRF protection.
   outboundAllowPrivateNetwork: boolean;
+  // Mail goes out through SMTP when smtpUrl is set; otherwise into files in outboxDir (and the
+  // /outbox page), so the embedded default shows its mail without a mail server.
+  // outboxPage: serve /outbox beyond the embedded default (MAIL_OUTBOX_PAGE=true).
+  mail: { smtpUrl?: string; from: string; outboxDir: string; outboxPage: boolean };
   // True when PostgreSQL or Redis is replaced by the embedded stores.
   embedded: { database: boolean; hotStore: boolean };
 }
@@ -166,6 +180,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: c.LOG_LEVEL,
     purgeIntervalSeconds: c.PURGE_INTERVAL,
     outboundAllowPrivateNetwork: c.OUTBOUND_ALLOW_PRIVATE_NETWORK === 'true',
+    mail: { smtpUrl: c.MAIL_SMTP_URL, from: c.MAIL_FROM, outboxDir: c.MAIL_OUTBOX_DIR ?? path.join(c.DATA_DIR, 'outbox'), outboxPage: c.MAIL_OUTBOX_PAGE === 'true' },
     embedded: { database: !c.DATABASE_URL, hotStore: !c.REDIS_URL },
   };
 }

@@ -38,6 +38,24 @@ export class ForbiddenError extends DomainError {
   override readonly type = 'forbidden';
 }
 
+// No credentials, or credentials this server does not accept.
+export class UnauthorizedError extends DomainError {
+  override readonly status = 401;
+  override readonly type = 'unauthorized';
+}
+
+// Too many attempts at something guessable; the caller may try again after `retryAfterSeconds`.
+export class TooManyAttemptsError extends DomainError {
+  override readonly status = 429;
+  override readonly type = 'too-many-attempts';
+  readonly retryAfterSeconds: number;
+
+  constructor(message: string, retryAfterSeconds: number) {
+    super(message);
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
 // Field errors keyed by the dotted path of each schema issue under `prefix` ("body.displayName").
 export function fieldErrors(prefix: string, issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>): Record<string, string> {
   return Object.fromEntries(issues.map((issue) => [[prefix, ...issue.path.map(String)].join('.'), issue.message]));

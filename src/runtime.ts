@@ -16,7 +16,14 @@ import { DEFAULT_TENANT_ID } from './tenants/constants.ts';
 import { createClientService, type ClientService } from './clients/service.ts';
 import { createApiResourceService, type ApiResourceService } from './oidc/api-resources.ts';
 import { createKeyService, type KeyService } from './keys/service.ts';
+import { createMfaService, type MfaService } from './mfa/service.ts';
 import { ProviderHost } from './oidc/provider-host.ts';
+import { createSessionService, type SessionService } from './sessions/service.ts';
+import { createIdentityLinkService, type IdentityLinkService } from './account/identities/service.ts';
+import { ensureAccountConsoleClient } from './account/console-client.ts';
+import { createMailer, type Mailer } from './mail/mailer.ts';
+import { announceMailTransport } from './mail/routes.ts';
+import { createCredentialService, type CredentialService } from './credentials/service.ts';
 import { createViews, type Views } from './http/views.ts';
 import { createLogger } from './http/logger.ts';
 
@@ -35,8 +42,13 @@ export interface Runtime {
   clients: ClientService;
   apis: ApiResourceService;
   keys: KeyService;
+  mfa: MfaService;
+  sessions: SessionService;
+  identities: IdentityLinkService;
   views: Views;
   providerHost: ProviderHost;
+  mailer: Mailer;
+  credentials: CredentialService;
   close(): Promise<void>;
 }
 
@@ -72,22 +84,43 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       // A suspended or deleted user's sessions, grants and tokens end at once.
       onAccessRevoked: (userId) => providerHost!.revokeAccount(userId),
       forgetRoles: (trx, userId) => rbacQueries.forgetSubject(trx, 'user', userId),
+      passwordPolicy: async (tenantId) => (await tenants.get(tenantId)).policies.password,
+    });
+    const mailer = createMailer(config, log);
+    const credentials = createCredentialService({
+      db,
+      users,
+      tenants,
+      mailer,
+      views,
+      issuer: config.issuer,
+      hot,
+      onAccessRevoked: (userId) => providerHost!.revokeAccount(userId),
     });
     const maxSignedTokenLifetimeSeconds = Math.max(config.ttl.idToken, config.ttl.accessToken, config.ttl.clientCredentials) + 60;
     const keys = createKeyService({ db, hot, keyEncryptionKey: secrets.keyEncryptionKey, maxSignedTokenLifetimeSeconds });
+    const mfa = createMfaService({ db, keyEncryptionKey: secrets.keyEncryptionKey });
     const clients = createClientService({
       db,
       hot,
       validate: (metadata) => providerHost!.validateClientMetadata(metadata),
     });
     const loginTenant = loginTenantResolver(clients, tenants);
-    providerHost = new ProviderHost({ config, cookieKeys: secrets.cookieKeys, db, hot, log, clients, users, apis, rbac, loginTenant, keys, views });
+    const sessions = createSessionService({
+      db,
+      providerSessionAccount: (sid) => providerHost!.sessionAccount(sid),
+      endProviderSession: (sid) => providerHost!.endSession(sid),
+    });
+    const identities = createIdentityLinkService({ db });
+    providerHost = new ProviderHost({ config, cookieKeys: secrets.cookieKeys, db, hot, log, clients, users, apis, rbac, loginTenant, keys, views, sessionActivity: sessions });
     await keys.ensureKeys();
     // The admin API is an API resource of this provider; the platform tenant's system roles use it.
     await apis.ensure({ identifier: adminApi, name: 'Admin API', scopes: ADMIN_API_PERMISSIONS });
     await tenants.ensurePlatformRoles(DEFAULT_TENANT_ID);
     if (options.serve) {
+      announceMailTransport(config, log);
       await Promise.all([clients.start(), apis.start()]);
+      await ensureAccountConsoleClient(clients, config.issuer);
       await providerHost.start();
     }
     return {
@@ -104,9 +137,17 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       clients,
       apis,
       keys,
+      mfa,
+      sessions,
+      identities,
       views,
       providerHost,
+      mailer,
+      credentials,
       async close() {
+        // Mail still on its way gets a moment to leave.
+        await Promise.race([mailer.idle(), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
+        mailer.close();
         await hot.close();
         await closeDatabase(db);
       },

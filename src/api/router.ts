@@ -1,5 +1,6 @@
 // Builds the Koa router of the admin API from the route table: authentication, permission and
 // tenant checks, input validation, versions (ETag / If-Match) and problem+json errors.
+import { ifMatchVersion } from './if-match.ts';
 import Router from '@koa/router';
 import { bodyParser } from '@koa/bodyparser';
 import type { Context } from 'koa';
@@ -30,14 +31,6 @@ function depth(value: unknown, level = 0): number {
   let deepest = level;
   for (const child of Object.values(value)) deepest = Math.max(deepest, depth(child, level + 1));
   return deepest;
-}
-
-function ifMatchVersion(ctx: Context): number | undefined {
-  const header = ctx.get('if-match');
-  if (!header) return undefined;
-  const match = /^(?:W\/)?"(\d{1,9})"$/.exec(header.trim());
-  if (!match) throw new ValidationError('If-Match must be an ETag this API sent, such as "3"', { 'If-Match': 'not an ETag of this API' });
-  return Number(match[1]);
 }
 
 export function apiRouter(options: ApiRouterOptions): Router {

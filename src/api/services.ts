@@ -3,6 +3,8 @@ import type { RbacService } from '../rbac/service.ts';
 import type { ClientService } from '../clients/service.ts';
 import type { ApiResourceService } from '../oidc/api-resources.ts';
 import type { UserService } from '../users/service.ts';
+import type { MfaService } from '../mfa/service.ts';
+import type { CredentialService } from '../credentials/service.ts';
 
 // What the admin API's handlers may call: services, never tables.
 export interface ApiServices {
@@ -11,5 +13,7 @@ export interface ApiServices {
   clients: ClientService;
   apis: ApiResourceService;
   users: UserService;
+  mfa: MfaService;
+  credentials: CredentialService;
   adminApi: string;
 }

@@ -17,7 +17,9 @@ export function csrfProtection(key: string): Middleware {
     ctx.state.csrfToken = tokenFor(secret);
     if (!['GET', 'HEAD', 'OPTIONS'].includes(ctx.method)) {
       const sent = formField(ctx, 'csrf');
-      if (!sent || !constantTimeEqual(sent, ctx.state.csrfToken)) ctx.throw(403, 'The form expired or was sent from another site. Go back and try again.');
+      if (!sent || !constantTimeEqual(sent, ctx.state.csrfToken)) {
+        ctx.throw(403, 'The form expired or was sent from another site. Go back and try again.', { messageKey: 'common.formExpired' });
+      }
     }
     await next();
   };

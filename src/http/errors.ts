@@ -32,16 +32,15 @@ export function errorHandler(views: Views, log: Logger): Middleware {
     try {
       await next();
     } catch (error) {
-      const err = error as { status?: number; expose?: boolean; message?: string };
+      const err = error as { status?: number; expose?: boolean; message?: string; messageKey?: string };
       const status = err.status && err.status >= 400 && err.status < 500 ? err.status : 500;
       const detail = status < 500 && err.expose !== false ? (err.message ?? 'bad request') : 'an unexpected error occurred';
       if (status >= 500) log.error({ err: error, requestId: ctx.state.requestId }, 'unhandled error');
       if (ctx.path.startsWith('/api/') || !ctx.accepts('html')) {
         problem(ctx, status, status >= 500 ? 'internal' : 'bad-request', detail, { requestId: ctx.state.requestId });
       } else {
-        ctx.status = status;
-        ctx.type = 'html';
-        ctx.body = views.render('error.njk', { error: status >= 500 ? 'server_error' : 'invalid_request', description: detail, requestId: ctx.state.requestId });
+        const description = status < 500 && err.messageKey ? views.translator(ctx)(err.messageKey) : detail;
+        views.page(ctx, 'error.njk', { error: status >= 500 ? 'server_error' : 'invalid_request', description, requestId: ctx.state.requestId }, status);
       }
     }
   };

@@ -1,42 +1,43 @@
 // The login interaction: the pages oidc-provider sends the browser to when it needs a login or a
-// consent. Thin handlers: read the form, call the user service, hand the result back to the provider.
+// consent. Each handler reads its form, calls a service, and either shows the next page or hands
+// the result back to the provider. Which step comes next is decided in one place (next-step.ts).
 import Router from '@koa/router';
 import { bodyParser } from '@koa/bodyparser';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
-import type { InteractionResults } from 'oidc-provider';
-import type { ProviderHost } from '../oidc/provider-host.ts';
-import type { UserService } from '../users/service.ts';
-import type { ClientService } from '../clients/service.ts';
-import type { Views } from '../http/views.ts';
 import { csrfProtection, formField } from '../http/csrf.ts';
-import type { LoginTenantResolver } from '../tenants/login-tenant.ts';
+import { forgotPasswordPath } from '../credentials/service.ts';
+import { brandingFor } from '../tenants/branding.ts';
+import { DomainError } from '../errors.ts';
+import { requestLocale } from '../http/views.ts';
+import { negotiateLocale } from '../i18n/catalogues.ts';
+import { emptyLoginState, loginStateStore, type AwaitedStep } from './state.ts';
+import { createTenantSelection } from './tenant-selection.ts';
+import { createNextStep } from './next-step.ts';
+import type { InteractionDependencies, Step, Details } from './step.ts';
+import { grantConsent, requestedScopes } from './consent.ts';
+import { MAX_PASSWORD } from '../users/validation.ts';
+import { registerSecondFactorRoutes } from './second-factor.ts';
+import { registerPendingSteps } from './pending-steps.ts';
+import { fieldMessages } from './field-messages.ts';
 
-export interface InteractionDependencies {
-  providerHost: ProviderHost;
-  users: UserService;
-  clients: ClientService;
-  loginTenant: LoginTenantResolver;
-  views: Views;
-  csrfKey: string;
-}
-
-// A tenant id no tenant has: an unknown or disabled tenant still costs one password verification.
-const NO_TENANT = '00000000-0000-4000-8000-000000000000';
+export type { InteractionDependencies } from './step.ts';
 
 const MAX_IDENTIFIER = 320;
-const MAX_PASSWORD = 1024;
-
-type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
+const MAX_ORGANIZATION = 63;
 
 export function interactionRoutes(deps: InteractionDependencies): Router {
-  const { providerHost, users, clients, views } = deps;
+  const { providerHost, views } = deps;
   const router = new Router({ prefix: '/interaction' });
+  const states = loginStateStore(deps.hot, deps.interactionTtlSeconds);
+  const selection = createTenantSelection(deps);
+  const next = createNextStep(deps, states);
+
   router.use(bodyParser({ enableTypes: ['form'], formLimit: '16kb' }));
   router.use(csrfProtection(deps.csrfKey));
-  router.use(async (ctx, next) => {
+  router.use(async (ctx, nextMiddleware) => {
     ctx.set('Cache-Control', 'no-store');
-    await next();
+    await nextMiddleware();
   });
 
   async function details(ctx: Context): Promise<Details | undefined> {
@@ -45,80 +46,241 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
       if (found.uid !== ctx.params.uid) throw new Error('interaction mismatch');
       return found;
     } catch {
-      ctx.status = 400;
-      ctx.type = 'html';
-      ctx.body = views.render('error.njk', {
-        error: 'interaction_expired',
-        description: 'This sign-in page has expired or was opened in another browser. Return to the application and sign in again.',
-      });
+      const t = views.translator(ctx);
+      views.page(ctx, 'error.njk', { error: 'interaction_expired', description: t('login.expired') }, 400);
       return undefined;
     }
   }
 
-  async function finish(ctx: Context, result: InteractionResults, merge = true): Promise<void> {
+  async function clientView(clientId: unknown) {
+    const client = typeof clientId === 'string' ? await deps.clients.get(clientId) : undefined;
+    return { name: client?.metadata.client_name as string | undefined, firstParty: client?.firstParty ?? false };
+  }
+
+  // Loads what this sign-in knows so far and shows the pages in the tenant's colours once the
+  // tenant is known.
+  async function begin(ctx: Context, expectedPrompt?: string): Promise<Step | undefined> {
+    const interaction = await details(ctx);
+    if (!interaction) return undefined;
+    if (expectedPrompt && interaction.prompt.name !== expectedPrompt) {
+      views.page(ctx, 'error.njk', { error: 'invalid_request', description: views.translator(ctx)('login.stepDone') }, 400);
+      return undefined;
+    }
+    if (typeof interaction.params.ui_locales === 'string') ctx.state.locale = negotiateLocale(ctx.get('accept-language'), interaction.params.ui_locales);
+    const state = await states.load(interaction.uid);
+    const requested = await deps.loginTenant(interaction.params.client_id, interaction.params.tenant);
+    const step: Step = { ctx, interaction, state, requested, client: await clientView(interaction.params.client_id) };
+    return withTenant(step);
+  }
+
+  // The tenant's name and colours, once the sign-in knows the tenant.
+  async function withTenant(step: Step): Promise<Step> {
+    const tenant = await selection.knownTenant(step);
+    if (tenant) {
+      step.tenant = tenant;
+      step.ctx.state.branding = brandingFor(tenant);
+    }
+    return step;
+  }
+
+  // A form of a step after the first factor is accepted only while the sign-in awaits that step;
+  // anything else gets the page the sign-in is really at.
+  async function awaited(ctx: Context, steps: AwaitedStep[]): Promise<Step | undefined> {
+    const step = await begin(ctx, 'login');
+    if (!step) return undefined;
+    if (!step.state.user) await showSignIn(step);
+    else if (!step.state.awaiting || !steps.includes(step.state.awaiting)) await next.advance(step);
+    else return step;
+    return undefined;
+  }
+
+  async function finish(ctx: Context, result: Parameters<Provider['interactionResult']>[2], merge = true): Promise<void> {
     const redirectTo = await providerHost.provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge });
     ctx.status = 303;
     ctx.redirect(redirectTo);
   }
 
-  async function clientView(clientId: unknown) {
-    const client = typeof clientId === 'string' ? await clients.get(clientId) : undefined;
-    return { name: (client?.metadata.client_name as string | undefined) ?? 'the application', firstParty: client?.firstParty ?? false };
-  }
-
-  function renderLogin(ctx: Context, interaction: Details, client: { name: string }, extra: Record<string, unknown> = {}) {
-    ctx.type = 'html';
-    ctx.body = views.render('login.njk', {
-      uid: interaction.uid,
-      csrf: ctx.state.csrfToken,
-      clientName: client.name,
-      identifier: typeof interaction.params.login_hint === 'string' ? interaction.params.login_hint : '',
-      ...extra,
-    });
+  // The sign-in page: the identifier alone while the tenant is still open, identifier and
+  // password once the tenant is known or an identifier was given.
+  async function showSignIn(step: Step, extra: { identifier?: string; error?: string; invalid?: boolean } = {}, status?: number) {
+    const { interaction, state } = step;
+    const hint = typeof interaction.params.login_hint === 'string' ? interaction.params.login_hint.slice(0, MAX_IDENTIFIER) : '';
+    const identifier = extra.identifier ?? state.identifier ?? hint;
+    const tenantOpen = step.requested.kind === 'open' && !state.tenantId;
+    const identifierFirst = tenantOpen && !state.identifier && extra.identifier === undefined;
+    const registrationTenant = await selection.registrationTenant(step);
+    views.page(
+      step.ctx,
+      identifierFirst ? 'login-identifier.njk' : 'login.njk',
+      {
+        uid: interaction.uid,
+        clientName: step.client.name,
+        identifier,
+        identifierLocked: Boolean(state.identifier),
+        error: extra.error,
+        invalid: extra.invalid ?? Boolean(extra.error),
+        organizationLink: tenantOpen && !identifier,
+        organizationName: state.tenantId ? step.tenant?.displayName : undefined,
+        canRegister: Boolean(registrationTenant),
+        forgotPasswordUrl: forgotPasswordPath(step.tenant),
+      },
+      status,
+    );
   }
 
   router.get('/:uid', async (ctx) => {
-    const interaction = await details(ctx);
-    if (!interaction) return;
-    const client = await clientView(interaction.params.client_id);
-    if (interaction.prompt.name === 'login') return renderLogin(ctx, interaction, client);
+    const step = await begin(ctx);
+    if (!step) return;
+    const { interaction } = step;
+    if (interaction.prompt.name === 'login') {
+      if (!step.state.user && (await selection.resumeForStepUp(step))) await states.save(interaction.uid, step.state);
+      if (step.state.user) return next.advance(await withTenant(step));
+      if (await selection.offerReauthentication(step)) {
+        await states.save(interaction.uid, step.state);
+        await withTenant(step);
+      }
+      return showSignIn(step);
+    }
     if (interaction.prompt.name === 'consent') {
-      if (client.firstParty) return finish(ctx, { consent: { grantId: await grantConsent(providerHost.provider, interaction) } });
-      ctx.type = 'html';
-      ctx.body = views.render('consent.njk', {
-        uid: interaction.uid,
-        csrf: ctx.state.csrfToken,
-        clientName: client.name,
-        scopes: requestedScopes(interaction),
-      });
-      return;
+      if (step.client.firstParty) return finish(ctx, { consent: { grantId: await grantConsent(providerHost.provider, interaction) } });
+      return views.page(ctx, 'consent.njk', { uid: interaction.uid, clientName: step.client.name ?? views.translator(ctx)('login.theApplication'), scopes: requestedScopes(interaction) });
     }
     ctx.throw(400, `unsupported prompt: ${interaction.prompt.name}`);
   });
 
-  async function loginTenant(interaction: Details): Promise<string> {
-    return (await deps.loginTenant(interaction.params.client_id, interaction.params.tenant)) ?? NO_TENANT;
-  }
+  router.post('/:uid/identify', async (ctx) => {
+    const step = await begin(ctx, 'login');
+    if (!step) return;
+    const t = views.translator(ctx);
+    const identifier = (formField(ctx, 'identifier') ?? '').trim();
+    if (!identifier || identifier.length > MAX_IDENTIFIER) {
+      return showSignIn(step, { identifier: '', error: t('login.identifierRequired') }, 400);
+    }
+    // Nothing is looked up here: the next page is the same whether the identifier exists or not.
+    step.state.identifier = identifier;
+    await states.save(step.interaction.uid, step.state);
+    return showSignIn(step);
+  });
 
   router.post('/:uid/login', async (ctx) => {
-    const interaction = await details(ctx);
-    if (!interaction) return;
-    if (interaction.prompt.name !== 'login') ctx.throw(400, 'this sign-in step is already complete');
-    const identifier = (formField(ctx, 'identifier') ?? '').trim();
+    const step = await begin(ctx, 'login');
+    if (!step) return;
+    const t = views.translator(ctx);
+    const identifier = (step.state.identifier ?? formField(ctx, 'identifier') ?? '').trim();
     const password = formField(ctx, 'password') ?? '';
-    const client = await clientView(interaction.params.client_id);
     if (!identifier || !password || identifier.length > MAX_IDENTIFIER || password.length > MAX_PASSWORD) {
-      ctx.status = 400;
-      return renderLogin(ctx, interaction, client, { identifier: identifier.slice(0, MAX_IDENTIFIER), error: 'Enter your e-mail or username and your password.' });
+      return showSignIn(step, { identifier: identifier.slice(0, MAX_IDENTIFIER), error: t('login.credentialsRequired') }, 400);
     }
-    const user = await users.authenticate(identifier, password, await loginTenant(interaction));
-    if (!user) {
-      ctx.status = 401;
+    const matches = await selection.authenticate(step, identifier, password);
+    if (matches.length === 0) {
       // The same words whether the account exists or not.
-      return renderLogin(ctx, interaction, client, { identifier, error: 'The e-mail, username or password is not correct.' });
+      return showSignIn(step, { identifier, error: t('login.credentialsWrong') }, 401);
     }
-    await finish(ctx, { login: { accountId: user.id, amr: ['pwd'] } }, false);
+    step.state.identifier = identifier;
+    if (matches.length > 1) {
+      step.state.candidates = matches.map((user) => ({ tenantId: user.tenantId, userId: user.id }));
+      await states.save(step.interaction.uid, step.state);
+      return showTenantChoice(step);
+    }
+    step.state.user = { tenantId: matches[0].tenantId, userId: matches[0].id };
+    step.state.amr = ['pwd'];
+    step.state.passwordEntered = true;
+    await states.save(step.interaction.uid, step.state);
+    return next.advance(step);
   });
+
+  async function showTenantChoice(step: Step) {
+    const tenants = await Promise.all((step.state.candidates ?? []).map((candidate) => deps.tenants.get(candidate.tenantId)));
+    views.page(step.ctx, 'login-choose-tenant.njk', {
+      uid: step.interaction.uid,
+      tenants: tenants.map((tenant) => ({ id: tenant.id, name: tenant.displayName, slug: tenant.slug })),
+    });
+  }
+
+  router.post('/:uid/choose', async (ctx) => {
+    const step = await begin(ctx, 'login');
+    if (!step) return;
+    const chosen = step.state.candidates?.find((candidate) => candidate.tenantId === formField(ctx, 'tenant'));
+    if (!chosen) return showSignIn(step, { error: views.translator(ctx)('login.chooseAgain') }, 400);
+    step.state.user = chosen;
+    step.state.amr = ['pwd'];
+    step.state.passwordEntered = true;
+    delete step.state.candidates;
+    await states.save(step.interaction.uid, step.state);
+    return next.advance(await withTenant(step));
+  });
+
+  router.get('/:uid/organization', async (ctx) => {
+    const step = await begin(ctx, 'login');
+    if (!step) return;
+    views.page(ctx, 'login-organization.njk', { uid: step.interaction.uid, organization: '' });
+  });
+
+  router.post('/:uid/organization', async (ctx) => {
+    const step = await begin(ctx, 'login');
+    if (!step) return;
+    const t = views.translator(ctx);
+    const organization = (formField(ctx, 'organization') ?? '').trim().toLowerCase();
+    const tenant = organization && organization.length <= MAX_ORGANIZATION && step.requested.kind === 'open' ? await deps.tenants.findBySlug(organization) : undefined;
+    if (!tenant || tenant.status !== 'active') {
+      return views.page(ctx, 'login-organization.njk', { uid: step.interaction.uid, organization: organization.slice(0, MAX_ORGANIZATION), error: t('login.organizationUnknown') }, 400);
+    }
+    step.state = { ...emptyLoginState(), tenantId: tenant.id };
+    await states.save(step.interaction.uid, step.state);
+    return showSignIn(await withTenant(step));
+  });
+
+  // "Not you?": start over with another identifier or organization.
+  router.post('/:uid/restart', async (ctx) => {
+    const step = await begin(ctx, 'login');
+    if (!step) return;
+    await states.save(step.interaction.uid, { ...emptyLoginState(), reauthenticationOffered: true });
+    ctx.status = 303;
+    ctx.redirect(`/interaction/${step.interaction.uid}`);
+  });
+
+  router.get('/:uid/register', async (ctx) => {
+    const step = await begin(ctx, 'login');
+    if (!step) return;
+    const tenant = await selection.registrationTenant(step);
+    if (!tenant) return views.page(ctx, 'error.njk', { error: 'registration_closed', description: views.translator(ctx)('login.registrationClosed') }, 404);
+    views.page(ctx, 'register.njk', { uid: step.interaction.uid, values: {}, errors: {}, passwordMinLength: tenant.policies.password.minLength });
+  });
+
+  router.post('/:uid/register', async (ctx) => {
+    const step = await begin(ctx, 'login');
+    if (!step) return;
+    const t = views.translator(ctx);
+    const tenant = await selection.registrationTenant(step);
+    if (!tenant) return views.page(ctx, 'error.njk', { error: 'registration_closed', description: t('login.registrationClosed') }, 404);
+    const values = { email: (formField(ctx, 'email') ?? '').trim(), name: (formField(ctx, 'name') ?? '').trim() };
+    const password = formField(ctx, 'password') ?? '';
+    const errors: Record<string, string> = {};
+    if (!values.email || values.email.length > MAX_IDENTIFIER) errors.email = t('login.emailRequired');
+    if (!password || password.length > MAX_PASSWORD) errors.password = t('login.passwordRequired');
+    else if (password !== formField(ctx, 'passwordConfirm')) errors.passwordConfirm = t('login.passwordsDiffer');
+    if (!Object.keys(errors).length) {
+      try {
+        await deps.credentials.register(tenant.id, { email: values.email, password, ...(values.name ? { name: values.name } : {}) }, requestLocale(ctx));
+        const verificationRequired = await deps.credentials.emailVerificationRequired(tenant.id);
+        return views.page(ctx, 'register-done.njk', { uid: step.interaction.uid, email: values.email, verificationRequired });
+      } catch (error) {
+        if (!(error instanceof DomainError) || error.status >= 500) throw error;
+        Object.assign(errors, fieldMessages(error, t));
+      }
+    }
+    views.page(ctx, 'register.njk', { uid: step.interaction.uid, values, errors, passwordMinLength: tenant.policies.password.minLength }, 400);
+  });
+
+  router.post('/:uid/continue', async (ctx) => {
+    const step = await begin(ctx, 'login');
+    if (!step) return;
+    if (!step.state.user) return showSignIn(step);
+    return next.advance(step);
+  });
+
+  registerSecondFactorRoutes(router, { deps, states, awaited, next, showSignIn });
+  registerPendingSteps(router, { deps, states, awaited, next });
 
   router.post('/:uid/confirm', async (ctx) => {
     const interaction = await details(ctx);
@@ -130,33 +292,10 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
   router.post('/:uid/abort', async (ctx) => {
     const interaction = await details(ctx);
     if (!interaction) return;
+    await states.clear(interaction.uid);
     await finish(ctx, { error: 'access_denied', error_description: 'The user cancelled the sign-in.' }, false);
   });
 
   return router;
 }
 
-function requestedScopes(interaction: Details): string[] {
-  const details = interaction.prompt.details as {
-    missingOIDCScope?: string[];
-    missingResourceScopes?: Record<string, string[]>;
-  };
-  return [...(details.missingOIDCScope ?? []), ...Object.values(details.missingResourceScopes ?? {}).flat()];
-}
-
-async function grantConsent(provider: Provider, interaction: Details): Promise<string> {
-  const details = interaction.prompt.details as {
-    missingOIDCScope?: string[];
-    missingOIDCClaims?: string[];
-    missingResourceScopes?: Record<string, string[]>;
-  };
-  const accountId = interaction.session?.accountId;
-  const existing = interaction.grantId ? await provider.Grant.find(interaction.grantId) : undefined;
-  const grant = existing ?? new provider.Grant({ accountId, clientId: interaction.params.client_id as string });
-  if (details.missingOIDCScope) grant.addOIDCScope(details.missingOIDCScope.join(' '));
-  if (details.missingOIDCClaims) grant.addOIDCClaims(details.missingOIDCClaims);
-  for (const [indicator, scopes] of Object.entries(details.missingResourceScopes ?? {})) {
-    grant.addResourceScope(indicator, scopes.join(' '));
-  }
-  return grant.save();
-}

@@ -2,6 +2,8 @@
 // prints no development warnings.
 import type { Configuration, KoaContextWithOIDC, ResourceServer, UnknownObject } from 'oidc-provider';
 import { errors, interactionPolicy } from 'oidc-provider';
+import { ACR_VALUES, acrLevel, requestedAcrLevel } from './assurance.ts';
+import { LOCALES } from '../i18n/catalogues.ts';
 import type { Config } from '../config.ts';
 import type { ClientService } from '../clients/service.ts';
 import type { UserService } from '../users/service.ts';
@@ -99,7 +101,13 @@ export function buildConfiguration(deps: ConfigurationDependencies): Configurati
       short: { httpOnly: true, sameSite: 'lax' },
     },
     claims: {
-      openid: ['sub', 'tenant_id'],
+      // The ID token always says how the person signed in (acr, amr); auth_time and sid when
+      // asked for (max_age, a claims request) or needed (logout).
+      acr: null,
+      amr: null,
+      auth_time: null,
+      sid: null,
+      openid: ['sub', 'tenant_id', 'acr', 'amr'],
       email: ['email', 'email_verified'],
       phone: ['phone_number', 'phone_number_verified'],
       profile: [
@@ -110,6 +118,9 @@ export function buildConfiguration(deps: ConfigurationDependencies): Configurati
     scopes: ['openid', 'offline_access', 'email', 'phone', 'profile'],
     // `tenant=<slug>` picks the tenant a user signs in to (unless the client is bound to one).
     extraParams: ['tenant'],
+    acrValues: [...ACR_VALUES],
+    // The login pages speak these languages (Accept-Language, or ui_locales on the request).
+    discovery: { ui_locales_supported: [...LOCALES] },
     // Authorization code only: the implicit and hybrid flows are deprecated (RFC 9700).
     responseTypes: ['code'],
     clientAuthMethods: [...CLIENT_AUTH_METHODS],
@@ -149,12 +160,10 @@ export function buildConfiguration(deps: ConfigurationDependencies): Configurati
       rpInitiatedLogout: {
         enabled: true,
         logoutSource: async (ctx, form) => {
-          ctx.type = 'html';
-          ctx.body = views.render('logout.njk', { form, clientName: ctx.oidc.client?.clientName });
+          views.page(ctx, 'logout.njk', { form, clientName: ctx.oidc.client?.clientName });
         },
         postLogoutSuccessSource: async (ctx) => {
-          ctx.type = 'html';
-          ctx.body = views.render('logged-out.njk', { clientName: ctx.oidc.client?.clientName });
+          views.page(ctx, 'logged-out.njk', { clientName: ctx.oidc.client?.clientName });
         },
       },
       resourceIndicators: {
@@ -217,23 +226,32 @@ export function buildConfiguration(deps: ConfigurationDependencies): Configurati
       ? { fetch: (url: string | URL | Request, options?: RequestInit) => fetch(url, { ...options, dispatcher: undefined } as RequestInit) }
       : {}),
     renderError: async (ctx, out) => {
-      ctx.type = 'html';
-      ctx.body = views.render('error.njk', { error: out.error, description: out.error_description });
+      views.page(ctx, 'error.njk', { error: out.error, description: out.error_description });
     },
   };
 }
 
 // An SSO session belongs to one tenant: a request for another tenant (a tenant-bound client or the
-// `tenant` parameter) asks for a new sign-in instead of reusing it.
+// `tenant` parameter) asks for a new sign-in instead of reusing it. A session below the assurance
+// level the client asks for (acr_values, step-up) signs in again too.
 function tenantAwarePolicy(deps: ConfigurationDependencies) {
   const policy = interactionPolicy.base();
-  policy.get('login')!.checks.add(
+  const login = policy.get('login')!;
+  login.checks.add(
     new interactionPolicy.Check('tenant_mismatch', 'the session belongs to another tenant', async (ctx) => {
       const accountId = ctx.oidc.session?.accountId;
       if (!accountId) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
       const wanted = await deps.loginTenant(ctx.oidc.params?.client_id, ctx.oidc.params?.tenant);
+      if (wanted.kind === 'open') return interactionPolicy.Check.NO_NEED_TO_PROMPT;
       const user = await deps.users.findById(accountId);
-      return user && user.tenantId === wanted ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT;
+      return user && wanted.kind === 'fixed' && user.tenantId === wanted.tenantId ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT;
+    }),
+  );
+  login.checks.add(
+    new interactionPolicy.Check('acr_step_up', 'the session does not meet the requested assurance level', (ctx) => {
+      if (!ctx.oidc.session?.accountId) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+      const needed = requestedAcrLevel((ctx.oidc.params ?? {}) as Record<string, unknown>);
+      return acrLevel(ctx.oidc.session.acr) >= needed ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT;
     }),
   );
   return policy;

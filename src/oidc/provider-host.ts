@@ -36,6 +36,13 @@ export interface ProviderHostDependencies {
   loginTenant: LoginTenantResolver;
   keys: KeyService;
   views: Views;
+  // Device sessions (src/sessions): told when a sign-in completes and when a session is used again.
+  sessionActivity?: SessionActivity;
+}
+
+export interface SessionActivity {
+  record(signIn: { tenantId: string; userId: string; sid: string; clientId?: string; userAgent?: string; ip?: string; amr?: string[] }): Promise<void>;
+  touch(tenantId: string, sid: string): Promise<void>;
 }
 
 interface Built {
@@ -98,6 +105,24 @@ export class ProviderHost {
     await Promise.all([...grantIds].map((grantId) => revokeGrantEverywhere(this.#adapterFor, grantId)));
     const leftovers = rows.filter((row) => row.model === 'Session' || (row.model === 'RefreshToken' && !row.grantId));
     await Promise.all(leftovers.map((row) => this.#adapterFor(row.model).destroy(row.id)));
+  }
+
+  // The account a provider session (by its uid, stable for the session's life) belongs to, while
+  // the session exists and has not expired.
+  async sessionAccount(sessionUid: string): Promise<string | undefined> {
+    const payload = await this.#adapterFor('Session').findByUid(sessionUid);
+    return payload && (!payload.exp || payload.exp > Math.floor(Date.now() / 1000)) ? (payload.accountId as string | undefined) : undefined;
+  }
+
+  // Ends one provider session: every grant made in it with all it issued (refresh tokens, access
+  // tokens, codes), then the session itself, through the adapters so no cached copy survives.
+  async endSession(sessionUid: string): Promise<void> {
+    const payload = await this.#adapterFor('Session').findByUid(sessionUid);
+    if (!payload?.jti) return;
+    const authorizations = Object.values((payload.authorizations ?? {}) as Record<string, { grantId?: unknown }>);
+    const grantIds = authorizations.map((authorization) => authorization.grantId).filter((grantId): grantId is string => typeof grantId === 'string');
+    await Promise.all(grantIds.map((grantId) => revokeGrantEverywhere(this.#adapterFor, grantId)));
+    await this.#adapterFor('Session').destroy(payload.jti);
   }
 
   readonly middleware: Middleware = (ctx, next) => {
@@ -163,8 +188,54 @@ export class ProviderHost {
       log.warn({ err: { message: error.message }, clientId: client.clientId }, 'back-channel logout delivery failed'),
     );
     provider.use(rfc6749ClientErrors(config.issuer));
+    this.#trackSessions(provider);
     const publicKeys = jwks.keys.map(publicPartOf);
     return { provider, middleware: compose(provider.middleware), version, verificationKeys: createLocalJWKSet({ keys: publicKeys as never }) };
+  }
+
+  // A completed authorization records the session it ran in (device, address, client); a code
+  // redeemed or a token refreshed under a session touches it. The write finishes before the
+  // response leaves, so the next page the browser opens sees it; a failure is logged, never fatal.
+  #trackSessions(provider: Provider): void {
+    const activity = this.#deps.sessionActivity;
+    if (!activity) return;
+    const { users, log } = this.#deps;
+    const pending = new WeakMap<object, Promise<void>>();
+    const track = (ctx: object, work: () => Promise<void>) => {
+      pending.set(ctx, work().catch((error) => log.warn({ err: error }, 'could not record session activity')));
+    };
+    provider.on('authorization.success', (ctx) => {
+      const session = ctx.oidc.session;
+      const accountId = session?.accountId;
+      if (!session || !accountId) return;
+      track(ctx, async () => {
+        const user = await users.findById(accountId);
+        if (!user) return;
+        await activity.record({
+          tenantId: user.tenantId,
+          userId: user.id,
+          sid: session.uid,
+          clientId: ctx.oidc.client?.clientId,
+          userAgent: ctx.get('user-agent'),
+          ip: ctx.ip,
+          amr: session.amr,
+        });
+      });
+    });
+    provider.on('grant.success', (ctx) => {
+      const entities = ctx.oidc.entities as Record<string, { sessionUid?: string; accountId?: string } | undefined>;
+      const token = entities.RefreshToken ?? entities.AuthorizationCode;
+      const { sessionUid, accountId } = token ?? {};
+      if (!sessionUid || !accountId) return;
+      track(ctx, async () => {
+        const user = await users.findById(accountId);
+        if (user) await activity.touch(user.tenantId, sessionUid);
+      });
+    });
+    provider.use(async (ctx, next) => {
+      await next();
+      await pending.get(ctx);
+    });
   }
 }
 

@@ -6,6 +6,8 @@ const cidr = z.string().refine(isCidr, { message: 'must be an IPv4 or IPv6 CIDR 
 export const tenantPoliciesSchema = z
   .object({
     mfa: z.enum(['off', 'admins', 'all']).default('off'),
+    // required: a self-registered user verifies the e-mail address before signing in.
+    emailVerification: z.enum(['off', 'required']).default('off'),
     password: z
       .object({
         minLength: z.number().int().min(8).max(256).default(12),

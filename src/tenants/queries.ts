@@ -9,6 +9,7 @@ export interface TenantRow {
   policies: Record<string, unknown>;
   user_attribute_schema: Record<string, unknown>;
   self_registration: boolean;
+  branding: Record<string, unknown>;
   platform: boolean;
   version: number;
   created_at: Date;
@@ -37,12 +38,13 @@ export function tenantQueries(db: Database) {
         ...row,
         policies: JSON.stringify(row.policies),
         user_attribute_schema: JSON.stringify(row.user_attribute_schema),
+        branding: JSON.stringify(row.branding),
       });
     },
     // Optimistic concurrency: the update applies only at the version the caller read.
     async update(id: string, expectedVersion: number, changes: Partial<TenantRow>): Promise<TenantRow | undefined> {
       const values: Record<string, unknown> = { ...changes, version: db.raw('version + 1'), updated_at: db.fn.now() };
-      for (const json of ['policies', 'user_attribute_schema']) if (json in values) values[json] = JSON.stringify(values[json]);
+      for (const json of ['policies', 'user_attribute_schema', 'branding']) if (json in values) values[json] = JSON.stringify(values[json]);
       const [row] = await db('tenants').where({ id, version: expectedVersion }).update(values, '*');
       return row;
     },

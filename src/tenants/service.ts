@@ -8,6 +8,7 @@ import { tenantQueries, type TenantRow } from './queries.ts';
 import { tenantPoliciesSchema, type TenantPolicies } from './policies.ts';
 import { attributeSchemaSchema, type AttributeSchema } from './attribute-schema.ts';
 import { systemRoleDefinitions } from './system-roles.ts';
+import { brandingSchema, type TenantBranding } from './branding.ts';
 
 export interface Tenant {
   id: string;
@@ -18,6 +19,7 @@ export interface Tenant {
   policies: TenantPolicies;
   userAttributeSchema: AttributeSchema;
   selfRegistration: boolean;
+  branding: TenantBranding;
   platform: boolean;
   version: number;
   createdAt: Date;
@@ -31,6 +33,7 @@ export interface TenantInput {
   policies?: unknown;
   userAttributeSchema?: unknown;
   selfRegistration?: boolean;
+  branding?: unknown;
 }
 
 const SLUG = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -46,6 +49,7 @@ function toTenant(row: TenantRow): Tenant {
     policies: tenantPoliciesSchema.parse(row.policies ?? {}),
     userAttributeSchema: attributeSchemaSchema.parse(row.user_attribute_schema ?? {}),
     selfRegistration: row.self_registration,
+    branding: brandingSchema.parse(row.branding ?? {}),
     platform: row.platform,
     version: row.version,
     createdAt: row.created_at,
@@ -56,6 +60,12 @@ function toTenant(row: TenantRow): Tenant {
 function parsePolicies(value: unknown): TenantPolicies {
   const parsed = tenantPoliciesSchema.safeParse(value ?? {});
   if (!parsed.success) throw new ValidationError('invalid tenant policies', fieldErrors('policies', parsed.error.issues));
+  return parsed.data;
+}
+
+function parseBranding(value: unknown): TenantBranding {
+  const parsed = brandingSchema.safeParse(value ?? {});
+  if (!parsed.success) throw new ValidationError('invalid branding', fieldErrors('branding', parsed.error.issues));
   return parsed.data;
 }
 
@@ -107,6 +117,7 @@ export function createTenantService(db: Database, rbac: RbacService, adminApi: (
         policies: parsePolicies(input.policies),
         user_attribute_schema: parseAttributeSchema(input.userAttributeSchema),
         self_registration: input.selfRegistration ?? false,
+        branding: parseBranding(input.branding),
       };
       const definitions = await checkSystemRoles(false);
       await db.transaction(async (trx) => {
@@ -132,6 +143,12 @@ export function createTenantService(db: Database, rbac: RbacService, adminApi: (
       return row ? toTenant(row) : undefined;
     },
 
+    // Active tenants that claim the domain of an e-mail address (home-realm discovery at login).
+    async findByEmailDomain(domain: string): Promise<Tenant[]> {
+      if (!domain || domain.length > 253) return [];
+      return (await queries.findByEmailDomain(domain)).map(toTenant);
+    },
+
     async list(limit: number, after?: { createdAt: Date; id: string }): Promise<Tenant[]> {
       return (await queries.list(limit, after)).map(toTenant);
     },
@@ -145,6 +162,7 @@ export function createTenantService(db: Database, rbac: RbacService, adminApi: (
       if (input.policies !== undefined) changes.policies = parsePolicies(input.policies);
       if (input.userAttributeSchema !== undefined) changes.user_attribute_schema = parseAttributeSchema(input.userAttributeSchema);
       if (input.selfRegistration !== undefined) changes.self_registration = input.selfRegistration;
+      if (input.branding !== undefined) changes.branding = parseBranding(input.branding);
       if (input.status !== undefined) changes.status = input.status;
       const updated = await queries.update(id, expectedVersion, changes);
       if (!updated) throw new VersionMismatchError(`the tenant changed since version ${expectedVersion}; read it again`);

@@ -142,6 +142,16 @@ export function platformUserQueries(db: Database) {
     findActiveById(id: string): Promise<UserRow | undefined> {
       return selectUser(db('users').where({ id, status: 'active' }).whereNull('deleted_at'), db).first();
     },
+    // The tenants where a live, active user has this e-mail or username (tenant selection at login).
+    async tenantsOfIdentifier(identifier: string, limit: number): Promise<string[]> {
+      const rows = await db('users')
+        .distinct('tenant_id')
+        .whereNull('deleted_at')
+        .andWhere({ status: 'active' })
+        .andWhere((q) => q.whereRaw('email_normalized = lower(?)', [identifier]).orWhereRaw('username_normalized = lower(?)', [identifier]))
+        .limit(limit);
+      return rows.map((row: { tenant_id: string }) => row.tenant_id);
+    },
     // Every user row, deleted ones included (bootstrap runs only on an empty store).
     async count(): Promise<number> {
       const [row] = await db('users').count<{ count: string }[]>({ count: '*' });

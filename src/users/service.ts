@@ -32,6 +32,8 @@ import {
   type UserStatus,
 } from './validation.ts';
 import { isUuid } from '../ids.ts';
+import { checkPassword, PasswordPolicyError, type PasswordPolicy } from '../security/password-policy.ts';
+import { passwordQueries } from './password-queries.ts';
 
 export { USER_STATUSES, type UserStatus, type ListOptions } from './validation.ts';
 export type { RoleSubquery } from './queries.ts';
@@ -123,6 +125,9 @@ export interface UserServiceDependencies {
   onAccessRevoked(userId: string): Promise<void>;
   // Removes the user's role assignments, inside the hard delete's own transaction.
   forgetRoles(trx: TenantTransaction, userId: string): Promise<void>;
+  // The tenant's password policy, applied wherever a password is set (length, common passwords,
+  // no reuse of the last N). Without it, only the basic length limits apply.
+  passwordPolicy?(tenantId: string): Promise<PasswordPolicy>;
 }
 
 const ADMIN_ALLOWED: readonly UserField[] = [...ADMIN_FIELDS, ...PROFILE_FIELDS, 'customAttributes'];
@@ -184,6 +189,8 @@ function conflictFromViolation(error: { constraint?: string; message: string }):
   return conflict({ email: !username, username });
 }
 
+const MAX_TENANTS_PER_IDENTIFIER = 20;
+
 export function createUserService(deps: UserServiceDependencies) {
   const { db, passwords } = deps;
   const platform = platformUserQueries(db);
@@ -196,18 +203,40 @@ export function createUserService(deps: UserServiceDependencies) {
     return new NotFoundError(`no user ${String(id).slice(0, 64)} in this tenant`);
   }
 
+  // Refuses a password the tenant's policy does not accept (PasswordPolicyError, a 422 naming the
+  // problems), before anything is written. For an existing user, also the current and recent ones.
+  async function enforcePasswordPolicy(tenantId: string, password: string, userId?: string): Promise<PasswordPolicy | undefined> {
+    if (!deps.passwordPolicy) return undefined;
+    const policy = await deps.passwordPolicy(tenantId);
+    const previousHashes = userId && isUuid(userId) && policy.historySize > 0
+      ? await withTenant(db, tenantId, (trx) => passwordQueries.recentHashes(trx, tenantId, userId, policy.historySize))
+      : [];
+    const problems = await checkPassword(policy, password, { previousHashes, verify: (hash, candidate) => passwords.verify(hash, candidate) });
+    if (problems.length) throw new PasswordPolicyError(problems);
+    return policy;
+  }
+
+  // The columns a new password sets, keeping the replaced hash in the history the policy asks for.
+  async function passwordChanges(trx: TenantTransaction, tenantId: string, id: string, hash: string, policy: PasswordPolicy | undefined, mustChange: boolean) {
+    const current = await passwordQueries.record(trx, tenantId, id);
+    await passwordQueries.remember(trx, tenantId, id, current?.password_hash, policy?.historySize ?? 0);
+    return { password_hash: hash, password_changed_at: trx.fn.now(), password_must_change: mustChange };
+  }
+
   async function insertUser(tenantId: string, input: unknown, allowed: readonly UserField[], options: { passwordRequired: boolean }): Promise<User> {
     requireTenantId(tenantId);
     const checked = checkInput(input, allowed, { creating: true });
     if (options.passwordRequired && checked.password === undefined) throw invalid({ password: 'required' });
     const schema = await deps.tenantAttributeSchema(tenantId);
     const customAttributes = checkCustomAttributes(schema, {}, checked.customAttributes, true);
+    if (checked.password !== undefined) await enforcePasswordPolicy(tenantId, checked.password);
     const passwordHash = checked.password === undefined ? null : await passwords.hash(checked.password);
     const row: Record<string, unknown> = {
       ...checked.values,
       id: randomUUID(),
       tenant_id: tenantId,
       password_hash: passwordHash,
+      password_changed_at: passwordHash ? new Date() : null,
       custom_attributes: JSON.stringify(customAttributes),
     };
     return withTenant(db, tenantId, async (trx) => {
@@ -279,13 +308,14 @@ export function createUserService(deps: UserServiceDependencies) {
       if (!Number.isInteger(expectedVersion) || expectedVersion < 1) throw invalid({ version: 'must be the positive whole number the user was read at' });
       const checked = checkInput(patch, options.as === 'admin' ? ADMIN_ALLOWED : SELF_ALLOWED, { creating: false });
       const schema = checked.customAttributes ? await deps.tenantAttributeSchema(tenantId) : undefined;
+      const policy = checked.password === undefined ? undefined : await enforcePasswordPolicy(tenantId, checked.password, id);
       const passwordHash = checked.password === undefined ? undefined : await passwords.hash(checked.password);
       const row = await changeUser(tenantId, id, async (trx, current) => {
         if (current.version !== expectedVersion) {
           throw new VersionMismatchError(`the user changed since version ${expectedVersion} (now ${current.version}); read it again`);
         }
         const changes: Record<string, unknown> = { ...checked.values };
-        if (passwordHash !== undefined) changes.password_hash = passwordHash;
+        if (passwordHash !== undefined) Object.assign(changes, await passwordChanges(trx, tenantId, id, passwordHash, policy, false));
         if (schema) changes.custom_attributes = JSON.stringify(checkCustomAttributes(schema, customAttributesOf(current), checked.customAttributes, false));
         const emailChanged = typeof changes.email === 'string' && changes.email.toLowerCase() !== current.email.toLowerCase();
         if (emailChanged && !('email_verified' in changes)) changes.email_verified = false;
@@ -363,8 +393,71 @@ export function createUserService(deps: UserServiceDependencies) {
       return row ? toUser(row) : undefined;
     },
 
+    // Which tenants an identifier signs in to; for the login page's tenant selection only, which
+    // never shows the answer before the password was verified.
+    tenantsOfIdentifier(identifier: string): Promise<string[]> {
+      if (typeof identifier !== 'string' || !identifier.trim() || identifier.length > MAX_IDENTIFIER) return Promise.resolve([]);
+      return platform.tenantsOfIdentifier(identifier.trim(), MAX_TENANTS_PER_IDENTIFIER);
+    },
+
     // All user rows of every tenant, deleted ones included.
     count: () => platform.count(),
+
+    // Sets a new password (reset, change, forced change, temporary password), enforcing the
+    // tenant's policy. mustChange marks a temporary password, to be replaced at the next sign-in.
+    // `precondition` runs first in the same transaction (consuming a reset token, say): when it
+    // returns false nothing changes and the answer is false.
+    async setPassword(
+      tenantId: string,
+      id: string,
+      password: string,
+      options: { mustChange?: boolean; precondition?: (trx: TenantTransaction) => Promise<boolean> } = {},
+    ): Promise<boolean> {
+      requireTenantId(tenantId);
+      if (!isUuid(id)) throw notFound(id);
+      const checked = checkInput({ password }, ['password'], { creating: false });
+      const policy = await enforcePasswordPolicy(tenantId, checked.password!, id);
+      const hash = await passwords.hash(checked.password!);
+      return withTenant(db, tenantId, async (trx) => {
+        if (!(await userQueries.find(trx, tenantId, id, { forUpdate: true }))) throw notFound(id);
+        if (options.precondition && !(await options.precondition(trx))) return false;
+        await userQueries.update(trx, tenantId, id, undefined, await passwordChanges(trx, tenantId, id, hash, policy, options.mustChange ?? false));
+        return true;
+      });
+    },
+
+    // One argon2id verification of the user's current password (re-authentication).
+    async verifyPassword(tenantId: string, id: string, password: string): Promise<boolean> {
+      const usable = isUuid(tenantId) && isUuid(id);
+      const record = usable ? await withTenant(db, tenantId, (trx) => passwordQueries.record(trx, tenantId, id)) : undefined;
+      const candidate = typeof password === 'string' && password.length <= MAX_PASSWORD ? password : '';
+      return passwords.verify(record?.password_hash, candidate);
+    },
+
+    // When the password was set and whether it must be changed; the policy decides about expiry.
+    async passwordStatus(tenantId: string, id: string): Promise<{ hasPassword: boolean; changedAt: Date | null; mustChange: boolean }> {
+      requireTenantId(tenantId);
+      if (!isUuid(id)) throw notFound(id);
+      const record = await withTenant(db, tenantId, (trx) => passwordQueries.record(trx, tenantId, id));
+      if (!record) throw notFound(id);
+      return {
+        hasPassword: Boolean(record.password_hash),
+        changedAt: record.password_changed_at ? new Date(record.password_changed_at) : null,
+        mustChange: record.password_must_change,
+      };
+    },
+
+    // Marks the e-mail address verified, if it is still the one a verification mail went to.
+    async markEmailVerified(tenantId: string, id: string, email: string): Promise<boolean> {
+      requireTenantId(tenantId);
+      if (!isUuid(id)) return false;
+      return withTenant(db, tenantId, async (trx) => {
+        const current = await userQueries.find(trx, tenantId, id, { forUpdate: true });
+        if (!current || current.email.toLowerCase() !== email.toLowerCase()) return false;
+        if (!current.email_verified) await userQueries.update(trx, tenantId, id, undefined, { email_verified: true });
+        return true;
+      });
+    },
   };
   return service;
 }

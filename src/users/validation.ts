@@ -3,6 +3,7 @@
 import { ValidationError } from '../errors.ts';
 import { validateAttributes, type AttributeSchema } from '../tenants/attribute-schema.ts';
 import { isUuid } from '../ids.ts';
+import { MAX_PASSWORD_LENGTH } from '../security/password-policy.ts';
 
 export const USER_STATUSES = ['active', 'suspended', 'deactivated'] as const;
 export type UserStatus = (typeof USER_STATUSES)[number];
@@ -10,7 +11,8 @@ export type UserStatus = (typeof USER_STATUSES)[number];
 export const MAX_EMAIL = 254;
 export const MAX_NAME = 256;
 export const MIN_PASSWORD = 8;
-export const MAX_PASSWORD = 1024;
+// One maximum for every path that takes a password: the password policy's.
+export const MAX_PASSWORD = MAX_PASSWORD_LENGTH;
 export const MAX_USERNAME = 64;
 export const MAX_REASON = 512;
 export const MAX_QUERY = 256;

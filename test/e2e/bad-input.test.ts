@@ -557,6 +557,8 @@ forEachBackend('bad input', (backend) => {
         code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()),
         code_challenge_method: 'S256',
         state: oidc.randomState(),
+        // A named tenant: identifier and password on one page.
+        tenant: 'default',
       });
       const { response, url: page } = await browser.follow(url, issuer);
       const html = await response.text();
@@ -663,6 +665,33 @@ forEachBackend('bad input', (backend) => {
       }
       const put = await outcome(await browser.fetch(`${issuer}/interaction/${uid}/login`, { method: 'PUT', headers: { 'content-type': FORM }, body: new URLSearchParams({ csrf }).toString() }));
       expect(put.status).to.be.within(400, 499);
+    });
+
+    it('answers every sign-in step posted out of order or with malformed fields without a 500, and changes nothing', async () => {
+      const { browser, uid, csrf } = await loginPage();
+      const cases: Array<[string, Record<string, string>]> = [
+        ['/identify', { identifier: 'x'.repeat(5000) }],
+        ['/identify', {}],
+        ['/choose', { tenant: 'not-a-candidate' }],
+        ['/organization', { organization: '../../etc/passwd' }],
+        ['/organization', { organization: 'o'.repeat(5000) }],
+        ['/mfa', { code: '123456' }],
+        ['/mfa/backup', { code: 'x'.repeat(500) }],
+        ['/mfa/enrol', { code: '1' }],
+        ['/mfa/enrol/restart', {}],
+        ['/password', { password: 'abc', passwordConfirm: 'abc' }],
+        ['/verify-email/resend', {}],
+        ['/continue', {}],
+        ['/register', { email: 'not an address', password: 'x', passwordConfirm: 'y' }],
+        ['/restart', {}],
+      ];
+      for (const [path, fields] of cases) {
+        const result = await submit(browser, `/interaction/${uid}${path}`, { csrf, ...fields });
+        expect(result.status, path).to.be.oneOf([200, 303, 400, 401, 404]);
+      }
+      // Nothing was signed in by any of it: the sign-in still asks for a password.
+      const page = await outcome(await browser.fetch(`${issuer}/interaction/${uid}`));
+      expect(page.text).to.include('name="password"');
     });
 
     it('still logs in after all that: the interaction survives bad submissions', async () => {

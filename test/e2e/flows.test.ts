@@ -186,8 +186,9 @@ forEachBackend('protocol flows', (backend) => {
       code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()),
       code_challenge_method: 'S256',
     });
-    const { response } = await browser.follow(again, issuer);
-    expect(await response.text()).to.include('name="password"');
+    const { response, url: loginPage } = await browser.follow(again, issuer);
+    expect(loginPage.pathname).to.match(/^\/interaction\//);
+    expect(await response.text()).to.include('name="identifier"');
     // The session-bound refresh token died with the session.
     await expectOAuthError(oidc.refreshTokenGrant(config, tokens.refresh_token!), 'invalid_grant');
   });

@@ -59,10 +59,12 @@ forEachBackend('two instances', (backend) => {
     const { response, url } = await browser.follow(start, first.url);
     expect(url.pathname).to.match(/^\/interaction\//);
     const html = await response.text();
-    // The login form is posted to the other instance.
-    const login = await browser.submitForm(new URL(formAction(html, '/login'), second.url), {
-      csrf: hiddenField(html, 'csrf'),
-      identifier: USER.email,
+    // The sign-in forms are posted to the other instance: the identifier step's state is shared.
+    const identified = await browser.submitForm(new URL(formAction(html, '/identify'), second.url), { csrf: hiddenField(html, 'csrf'), identifier: USER.email });
+    expect(identified.status).to.equal(200);
+    const passwordPage = await identified.text();
+    const login = await browser.submitForm(new URL(formAction(passwordPage, '/login'), first.url), {
+      csrf: hiddenField(passwordPage, 'csrf'),
       password: USER.password,
     });
     expect(login.status).to.equal(303);

@@ -33,10 +33,13 @@ forEachBackend('sign-in to a tenant', (backend) => {
     expect(inAcme.tokens.claims()!.tenant_id).to.equal(acme.id);
     expect(inAcme.tokens.claims()!.sub).to.not.equal(fixtures.userId);
     // The platform tenant's account keeps its own password.
-    const wrongTenant = loginWithCode(config, instance.url, { identifier: USER.email, password: acmePassword });
+    const wrongTenant = loginWithCode(config, instance.url, { identifier: USER.email, password: acmePassword, extraParams: { tenant: 'default' } });
     await expect(wrongTenant).to.be.rejectedWith(/401/);
     const inDefault = await loginWithCode(config, instance.url, { identifier: USER.email, password: USER.password });
     expect(inDefault.tokens.claims()!.tenant_id).to.equal(DEFAULT_TENANT_ID);
+    // With no tenant named, each password leads to the one tenant where it is right.
+    const byPassword = await loginWithCode(config, instance.url, { identifier: USER.email, password: acmePassword });
+    expect(byPassword.tokens.claims()!.tenant_id).to.equal(acme.id);
   });
 
   it('fixes the tenant for a tenant-bound client, whatever the parameter says', async () => {

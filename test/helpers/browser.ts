@@ -2,10 +2,16 @@
 // Like a real browser, cookies are kept per host name, not per port.
 export class Browser {
   #cookies = new Map<string, Map<string, string>>();
+  // Sent with every request, like a browser's language and user agent.
+  readonly defaultHeaders: Record<string, string>;
+
+  constructor(defaultHeaders: Record<string, string> = {}) {
+    this.defaultHeaders = defaultHeaders;
+  }
 
   async fetch(url: string | URL, init: RequestInit = {}): Promise<Response> {
     const target = new URL(url);
-    const headers = new Headers(init.headers);
+    const headers = new Headers({ ...this.defaultHeaders, ...Object.fromEntries(new Headers(init.headers)) });
     const cookie = this.cookieHeader(target);
     if (cookie) headers.set('cookie', cookie);
     const response = await fetch(target, { ...init, headers, redirect: 'manual' });

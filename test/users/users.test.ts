@@ -657,8 +657,9 @@ forEachBackend('users: suspension ends access at once', (backend) => {
       code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()),
       code_challenge_method: 'S256',
     });
-    const { response } = await browser.follow(again, issuer);
-    expect(await response.text()).to.include('name="password"');
+    const { response, url } = await browser.follow(again, issuer);
+    expect(url.pathname).to.match(/^\/interaction\//);
+    expect(await response.text()).to.include('name="identifier"');
 
     const refused = await loginWithCode(config, issuer, { identifier: USER.email, password: USER.password }).then(() => 'logged in', (error: Error) => error.message);
     expect(refused).to.equal('login failed with 401');

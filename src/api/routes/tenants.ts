@@ -13,6 +13,7 @@ const tenantBody = z
     policies: z.record(z.string(), z.unknown()).optional(),
     userAttributeSchema: z.record(z.string(), z.unknown()).optional(),
     selfRegistration: z.boolean().optional(),
+    branding: z.record(z.string(), z.unknown()).optional(),
   })
   .strict();
 

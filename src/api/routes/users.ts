@@ -26,7 +26,7 @@ function present(user: User) {
   return { ...user, createdAt: user.createdAt.toISOString(), updatedAt: user.updatedAt.toISOString() };
 }
 
-export function userRoutes({ users }: ApiServices): RouteDefinition[] {
+export function userRoutes({ users, credentials }: ApiServices): RouteDefinition[] {
   return [
     route({
       method: 'get', path: '/tenants/:tenantId/users', tag: 'users', summary: 'List users (filters combine; keyset pages)', permission: 'users:read', tenantRule: 'tenant',
@@ -76,6 +76,27 @@ export function userRoutes({ users }: ApiServices): RouteDefinition[] {
         if (query.hard === 'true') await users.hardDelete(params.tenantId, params.userId);
         else await users.softDelete(params.tenantId, params.userId);
         return {};
+      },
+    }),
+    route({
+      method: 'post', path: '/tenants/:tenantId/users/:userId/password-reset', tag: 'users',
+      summary: 'Reset a password: mail the user a reset link (202), or set a generated one-time password the user must change at the next sign-in (200, shown once; ends every session)',
+      permission: 'users:write', tenantRule: 'tenant',
+      params: userParams, body: z.object({ mode: z.enum(['email', 'temporary']) }).strict(),
+      responses: { 200: '{ temporaryPassword }', 202: 'The reset link is on its way', 404: 'No such user in this tenant' },
+      async handler({ params, body }) {
+        const result = await credentials.adminReset(params.tenantId, params.userId, body.mode);
+        return result.temporaryPassword ? { status: 200, body: { temporaryPassword: result.temporaryPassword } } : { status: 202, body: {} };
+      },
+    }),
+    route({
+      method: 'post', path: '/tenants/:tenantId/users/:userId/send-verification', tag: 'users',
+      summary: 'Send the user a link to verify the e-mail address (nothing is sent when it is verified already)',
+      permission: 'users:write', tenantRule: 'tenant',
+      params: userParams, responses: { 202: 'The verification link is on its way', 404: 'No such user in this tenant' },
+      async handler({ params }) {
+        await credentials.sendEmailVerification(params.tenantId, params.userId);
+        return { status: 202, body: {} };
       },
     }),
   ];

@@ -1,0 +1,182 @@
+// The account self-service as JSON under /api/v1/me, for the person the bearer token belongs to.
+// Errors are problem+json (RFC 9457). Removing the second factor and new backup codes need the
+// current password in the body: a token alone is not a recent sign-in. Wrong current passwords are
+// limited per user (429 with Retry-After), so a stolen token cannot guess the password.
+import { ifMatchVersion } from '../api/if-match.ts';
+import Router from '@koa/router';
+import { bodyParser } from '@koa/bodyparser';
+import type { Context } from 'koa';
+import type { User, UserProfileInput } from '../users/service.ts';
+import { ConflictError, DomainError, TooManyAttemptsError, ValidationError } from '../errors.ts';
+import { problem } from '../http/errors.ts';
+import type { AccountService } from './service.ts';
+import type { AccountPrincipal } from './bearer.ts';
+
+export interface AccountApiDependencies {
+  account: AccountService;
+  resolvePrincipal(ctx: Context): Promise<AccountPrincipal>;
+}
+
+function profileJson(user: User) {
+  return {
+    id: user.id,
+    tenantId: user.tenantId,
+    email: user.email,
+    emailVerified: user.emailVerified,
+    username: user.username,
+    phoneNumber: user.phoneNumber,
+    phoneNumberVerified: user.phoneNumberVerified,
+    name: user.name,
+    givenName: user.givenName,
+    familyName: user.familyName,
+    middleName: user.middleName,
+    nickname: user.nickname,
+    picture: user.picture,
+    website: user.website,
+    gender: user.gender,
+    birthdate: user.birthdate,
+    zoneinfo: user.zoneinfo,
+    locale: user.locale,
+    customAttributes: user.customAttributes,
+    version: user.version,
+    createdAt: user.createdAt.toISOString(),
+    updatedAt: user.updatedAt.toISOString(),
+  };
+}
+
+function body(ctx: Context): Record<string, unknown> {
+  const value = (ctx.request as { body?: unknown }).body;
+  return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+}
+
+export function accountApiRoutes(deps: AccountApiDependencies): Router {
+  const { account } = deps;
+  const router = new Router({ prefix: '/api/v1/me' });
+
+  router.use(async (ctx, next) => {
+    ctx.set('Cache-Control', 'no-store');
+    try {
+      await next();
+    } catch (error) {
+      if (error instanceof DomainError) {
+        if (error.status === 401) ctx.set('WWW-Authenticate', 'Bearer error="invalid_token"');
+        if (error instanceof TooManyAttemptsError) ctx.set('Retry-After', String(error.retryAfterSeconds));
+        return problem(ctx, error.status, error.type, error.message, error.fields ? { errors: error.fields } : {});
+      }
+      const status = (error as { status?: number }).status;
+      if (status && status >= 400 && status < 500) {
+        return problem(ctx, status, status === 413 ? 'too-large' : 'bad-request', status === 413 ? 'the request body is too large' : 'the request body is not valid JSON');
+      }
+      throw error;
+    }
+  });
+  router.use(bodyParser({ enableTypes: ['json'], jsonLimit: '16kb', jsonStrict: true, encoding: 'utf-8', parsedMethods: ['POST', 'PUT', 'PATCH', 'DELETE'] }));
+  router.use(async (ctx, next) => {
+    ctx.state.me = await deps.resolvePrincipal(ctx);
+    await next();
+  });
+
+  const me = (ctx: Context) => ctx.state.me as AccountPrincipal;
+
+  router.get('/', async (ctx) => {
+    const user = await account.profile(me(ctx).tenantId, me(ctx).userId);
+    ctx.set('ETag', `"${user.version}"`);
+    ctx.body = profileJson(user);
+  });
+
+  router.patch('/', async (ctx) => {
+    if (!ctx.is('application/json')) return problem(ctx, 415, 'unsupported-media-type', 'send the body as application/json');
+    const { tenantId, userId } = me(ctx);
+    const version = ifMatchVersion(ctx) ?? (await account.profile(tenantId, userId)).version;
+    const user = await account.updateProfile(tenantId, userId, version, body(ctx) as UserProfileInput);
+    ctx.set('ETag', `"${user.version}"`);
+    ctx.body = profileJson(user);
+  });
+
+  router.post('/password', async (ctx) => {
+    const { currentPassword, newPassword } = body(ctx);
+    await account.changePassword(me(ctx).tenantId, me(ctx).userId, currentPassword, newPassword, { currentSid: me(ctx).sessionUid });
+    ctx.status = 204;
+  });
+
+  router.get('/mfa', async (ctx) => {
+    const status = await account.mfaStatus(me(ctx).tenantId, me(ctx).userId);
+    ctx.body = { totp: status.totp, confirmedAt: status.confirmedAt?.toISOString() ?? null, backupCodesRemaining: status.backupCodesRemaining };
+  });
+
+  router.delete('/mfa', async (ctx) => {
+    const { tenantId, userId } = me(ctx);
+    await account.verifyPassword(tenantId, userId, body(ctx).currentPassword);
+    await account.removeMfa(tenantId, userId);
+    ctx.status = 204;
+  });
+
+  // Starts (or restarts) enrolling an authenticator app; active only once confirmed with a code.
+  router.post('/mfa/totp', async (ctx) => {
+    const { tenantId, userId } = me(ctx);
+    await account.verifyPassword(tenantId, userId, body(ctx).currentPassword);
+    const enrolment = await account.beginTotpEnrolment(tenantId, userId);
+    ctx.status = 201;
+    ctx.body = { secret: enrolment.secret, otpauthUri: enrolment.otpauthUri, qrSvg: enrolment.qrSvg };
+  });
+
+  router.post('/mfa/totp/confirm', async (ctx) => {
+    const { tenantId, userId } = me(ctx);
+    const { code } = body(ctx);
+    if (typeof code !== 'string' || !code.trim()) throw new ValidationError('send the code the authenticator app shows', { code: 'required' });
+    const confirmed = await account.confirmTotpEnrolment(tenantId, userId, code);
+    if (!confirmed) throw new ValidationError('the code is not correct, or no enrolment is pending', { code: 'not correct' });
+    ctx.body = { backupCodes: confirmed.backupCodes };
+  });
+
+  router.post('/mfa/backup-codes', async (ctx) => {
+    const { tenantId, userId } = me(ctx);
+    await account.verifyPassword(tenantId, userId, body(ctx).currentPassword);
+    ctx.status = 201;
+    ctx.body = { backupCodes: await account.regenerateBackupCodes(tenantId, userId) };
+  });
+
+  router.get('/sessions', async (ctx) => {
+    const sessions = await account.sessions(me(ctx).tenantId, me(ctx).userId, me(ctx).sessionUid);
+    ctx.body = {
+      items: sessions.map((session) => ({
+        id: session.id,
+        browser: session.browser,
+        os: session.os,
+        device: session.device,
+        ip: session.ip,
+        clientIds: session.clientIds,
+        amr: session.amr,
+        current: session.current,
+        createdAt: session.createdAt.toISOString(),
+        lastActiveAt: session.lastActiveAt.toISOString(),
+      })),
+    };
+  });
+
+  // Like the page's "sign out all other sessions": the session of this token stays, when known.
+  router.post('/sessions/end-others', async (ctx) => {
+    if (!me(ctx).sessionUid) throw new ConflictError('this token does not name the session it was issued in, so the others cannot be told apart; end them one by one');
+    const ended = await account.endOtherSessions(me(ctx).tenantId, me(ctx).userId, me(ctx).sessionUid);
+    ctx.body = { ended };
+  });
+
+  router.delete('/sessions/:id', async (ctx) => {
+    await account.endSession(me(ctx).tenantId, me(ctx).userId, ctx.params.id);
+    ctx.status = 204;
+  });
+
+  router.get('/identities', async (ctx) => {
+    const identities = await account.identities(me(ctx).tenantId, me(ctx).userId);
+    ctx.body = {
+      items: identities.map((identity) => ({ id: identity.id, connector: identity.connector, subject: identity.subject, email: identity.email, linkedAt: identity.linkedAt.toISOString() })),
+    };
+  });
+
+  router.delete('/identities/:id', async (ctx) => {
+    await account.removeIdentity(me(ctx).tenantId, me(ctx).userId, ctx.params.id);
+    ctx.status = 204;
+  });
+
+  return router;
+}

@@ -1,0 +1,150 @@
+// Account self-service: what a signed-in person may see and change about themselves. The pages
+// (routes.ts) and the JSON API (api.ts) both call this, so the rules live in one place.
+import type { UserService, User, UserProfileInput } from '../users/service.ts';
+import type { SessionService, DeviceSession } from '../sessions/service.ts';
+import type { IdentityLinkService, LinkedIdentity } from './identities/service.ts';
+import type { TenantService } from '../tenants/service.ts';
+import type { HotStore } from '../store/hot-store.ts';
+import type { AccountCredentials, AccountMfa } from './ports.ts';
+import { TooManyAttemptsError, ValidationError } from '../errors.ts';
+import { createAttemptLimiter, type AttemptLimiter } from '../security/attempt-limiter.ts';
+import { MAX_PASSWORD } from '../users/validation.ts';
+
+export interface AccountServiceDependencies {
+  users: UserService;
+  tenants: TenantService;
+  sessions: SessionService;
+  identities: IdentityLinkService;
+  mfa: AccountMfa;
+  credentials: AccountCredentials;
+  // Counts guesses at the current password and at enrolment codes, per user.
+  hot: HotStore;
+  // The TOTP issuer label when the tenant has no display name of its own.
+  issuerLabel: string;
+}
+
+export interface CurrentSession extends DeviceSession {
+  current: boolean;
+}
+
+// A token or an account session alone must not be a way to guess the password: a few wrong
+// current passwords (or enrolment codes) per user and window, then 429 until the window ends.
+export const CURRENT_PASSWORD_ATTEMPTS = { name: 'account-current-password', limit: 5, windowSeconds: 15 * 60 };
+export const TOTP_CONFIRM_ATTEMPTS = { name: 'account-totp-confirm', limit: 5, windowSeconds: 15 * 60 };
+
+export function createAccountService(deps: AccountServiceDependencies) {
+  const { users, sessions, identities, mfa, credentials } = deps;
+  const passwordAttempts = createAttemptLimiter(deps.hot, CURRENT_PASSWORD_ATTEMPTS);
+  const totpAttempts = createAttemptLimiter(deps.hot, TOTP_CONFIRM_ATTEMPTS);
+
+  const limiterKey = (tenantId: string, userId: string) => `${tenantId}:${userId}`;
+
+  // Counts the attempt before it is checked, so parallel requests cannot race past the limit.
+  async function limited<T>(limiter: AttemptLimiter, tenantId: string, userId: string, what: string, attempt: () => Promise<T>, succeeded: (result: T) => boolean): Promise<T> {
+    const key = limiterKey(tenantId, userId);
+    if (!(await limiter.take(key))) throw new TooManyAttemptsError(`too many wrong ${what}; try again later`, limiter.windowSeconds);
+    const result = await attempt();
+    if (succeeded(result)) await limiter.reset(key);
+    return result;
+  }
+
+  function checkCurrentPassword(tenantId: string, userId: string, password: string): Promise<boolean> {
+    return limited(passwordAttempts, tenantId, userId, 'current passwords', () => users.verifyPassword(tenantId, userId, password), (valid) => valid);
+  }
+
+  // Signs out every other session; the one with provider session uid `currentSid` stays.
+  async function endOtherSessions(tenantId: string, userId: string, currentSid?: string): Promise<number> {
+    const current = currentSid ? await sessions.findBySid(tenantId, userId, currentSid) : undefined;
+    return sessions.endAllExcept(tenantId, userId, { sessionId: current?.id, sid: currentSid });
+  }
+
+  return {
+    profile(tenantId: string, userId: string): Promise<User> {
+      return users.get(tenantId, userId);
+    },
+
+    // Only what a person may change about themselves (users service, as 'self').
+    updateProfile(tenantId: string, userId: string, version: number, patch: UserProfileInput): Promise<User> {
+      return users.update(tenantId, userId, version, patch, { as: 'self' });
+    },
+
+    // After a change every other session ends (a thief signed in with the old password is out);
+    // the one the change came from (`currentSid`) stays. Without a known current session, all end.
+    async changePassword(tenantId: string, userId: string, currentPassword: unknown, newPassword: unknown, options: { locale?: string; currentSid?: string } = {}): Promise<void> {
+      const fields: Record<string, string> = {};
+      if (typeof currentPassword !== 'string' || !currentPassword) fields.currentPassword = 'required';
+      else if (currentPassword.length > MAX_PASSWORD) fields.currentPassword = 'not correct';
+      if (typeof newPassword !== 'string' || !newPassword) fields.newPassword = 'required';
+      else if (newPassword.length > MAX_PASSWORD) fields.newPassword = `at most ${MAX_PASSWORD} characters`;
+      if (Object.keys(fields).length) throw new ValidationError('invalid password change', fields);
+      // The credentials service checks the current password (one argon2 verification, counted).
+      const wrongCurrent = (error: unknown) => error instanceof ValidationError && Boolean(error.fields?.currentPassword);
+      await limited(passwordAttempts, tenantId, userId, 'current passwords', async () => {
+        try {
+          await credentials.changePassword(tenantId, userId, currentPassword as string, newPassword as string, options.locale);
+          return true;
+        } catch (error) {
+          if (wrongCurrent(error)) throw error;
+          // The current password was right (the new one was refused): that guess was no failure.
+          await passwordAttempts.reset(limiterKey(tenantId, userId));
+          throw error;
+        }
+      }, () => true);
+      await endOtherSessions(tenantId, userId, options.currentSid);
+    },
+
+    // Re-authentication by password for the API (the pages re-authenticate through a new sign-in).
+    async verifyPassword(tenantId: string, userId: string, password: unknown): Promise<void> {
+      if (typeof password !== 'string' || !password || password.length > MAX_PASSWORD) {
+        throw new ValidationError('confirm with your current password', { currentPassword: 'required' });
+      }
+      if (!(await checkCurrentPassword(tenantId, userId, password))) throw new ValidationError('the current password is not correct', { currentPassword: 'not correct' });
+    },
+
+    mfaStatus(tenantId: string, userId: string) {
+      return mfa.status(tenantId, userId);
+    },
+
+    async beginTotpEnrolment(tenantId: string, userId: string) {
+      const [user, tenant] = await Promise.all([users.get(tenantId, userId), deps.tenants.get(tenantId)]);
+      const issuer = tenant.platform ? deps.issuerLabel : tenant.displayName;
+      return mfa.beginTotpEnrolment(tenantId, userId, { accountName: user.email, issuer });
+    },
+
+    // undefined for a wrong code or when no enrolment is pending.
+    confirmTotpEnrolment(tenantId: string, userId: string, code: unknown) {
+      const candidate = typeof code === 'string' ? code.slice(0, 64) : '';
+      return limited(totpAttempts, tenantId, userId, 'codes', () => mfa.confirmTotpEnrolment(tenantId, userId, candidate), (confirmed) => confirmed !== undefined);
+    },
+
+    regenerateBackupCodes(tenantId: string, userId: string) {
+      return mfa.regenerateBackupCodes(tenantId, userId);
+    },
+
+    removeMfa(tenantId: string, userId: string) {
+      return mfa.remove(tenantId, userId);
+    },
+
+    async sessions(tenantId: string, userId: string, currentSid?: string): Promise<CurrentSession[]> {
+      const active = await sessions.listActive(tenantId, userId);
+      return active.map((session) => ({ ...session, current: session.sid === currentSid }));
+    },
+
+    endSession(tenantId: string, userId: string, sessionId: string): Promise<void> {
+      return sessions.end(tenantId, userId, sessionId);
+    },
+
+    endOtherSessions,
+
+    identities(tenantId: string, userId: string): Promise<LinkedIdentity[]> {
+      return identities.list(tenantId, userId);
+    },
+
+    // The last way to sign in stays: without a password, the only linked identity cannot go.
+    removeIdentity(tenantId: string, userId: string, identityId: string): Promise<void> {
+      return identities.removeUnlessLastSignIn(tenantId, userId, identityId);
+    },
+  };
+}
+
+export type AccountService = ReturnType<typeof createAccountService>;

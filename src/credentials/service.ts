@@ -1,0 +1,279 @@
+// The password lifecycle around the users service: policy state at sign-in (expired, temporary),
+// changing a password, reset by mail with a single-use token, an administrator's reset (a link, or
+// a one-time password to be changed at the next sign-in), e-mail verification and registration.
+//
+// Tokens are 32 random bytes, stored only as their SHA-256 digest, single use and short-lived.
+// Whether an address is known never shows: the answers and their timing are the same, and mail
+// goes out in the background.
+import type { Database } from '../store/database.ts';
+import type { HotStore } from '../store/hot-store.ts';
+import type { UserService, User } from '../users/service.ts';
+import type { TenantService, Tenant } from '../tenants/service.ts';
+import type { Views } from '../http/views.ts';
+import type { Mailer } from '../mail/mailer.ts';
+import { renderMail, type MailTemplate } from '../mail/templates.ts';
+import { brandingFor } from '../tenants/branding.ts';
+import { DEFAULT_LOCALE, isLocale, type Locale } from '../i18n/catalogues.ts';
+import { randomToken, sha256Hex } from '../security/crypto.ts';
+import { createAttemptLimiter } from '../security/attempt-limiter.ts';
+import { withTenant } from '../store/tenant-scope.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { isUuid } from '../ids.ts';
+import { tokenQueries, type TokenPurpose } from './queries.ts';
+import { generateTemporaryPassword, PasswordPolicyError, MAX_PASSWORD_LENGTH } from '../security/password-policy.ts';
+import { MAX_EMAIL } from '../users/validation.ts';
+
+export const RESET_TOKEN_TTL_SECONDS = 30 * 60;
+export const VERIFICATION_TOKEN_TTL_SECONDS = 24 * 3600;
+// More usable reset links than this at once and no further one is sent (mail flooding).
+const MAX_USABLE_LINKS = 3;
+// At most one "already registered" mail per address in this window, however often it registers.
+const ALREADY_REGISTERED_WINDOW_SECONDS = 15 * 60;
+// randomToken(32): 43 base64url characters.
+const TOKEN = /^[A-Za-z0-9_-]{43}$/;
+
+export interface CredentialServiceDependencies {
+  db: Database;
+  users: UserService;
+  tenants: TenantService;
+  mailer: Mailer;
+  views: Views;
+  // Remembers recently sent notices (mail flooding).
+  hot: HotStore;
+  // Base URL of the links in mails.
+  issuer: string;
+  // Ends every session, grant and token of the user (after a reset: the old password may be known).
+  onAccessRevoked(userId: string): Promise<void>;
+}
+
+export interface PasswordState {
+  mustChange: boolean;
+  reason?: 'expired' | 'temporary';
+}
+
+// Where a person asks for a reset link: the tenant's own page, or the platform's.
+export function forgotPasswordPath(tenant: Pick<Tenant, 'platform' | 'slug'> | undefined): string {
+  return tenant && !tenant.platform ? `/password/forgot?tenant=${encodeURIComponent(tenant.slug)}` : '/password/forgot';
+}
+
+function localeOf(value: unknown): Locale {
+  const primary = typeof value === 'string' ? value.split(/[-_]/)[0].toLowerCase() : undefined;
+  return isLocale(primary) ? primary : DEFAULT_LOCALE;
+}
+
+function wrongCurrentPassword(): ValidationError {
+  return new ValidationError('the current password is not correct', { currentPassword: 'is not correct' });
+}
+
+export function createCredentialService(deps: CredentialServiceDependencies) {
+  const { db, users, tenants, mailer, views, issuer } = deps;
+  const alreadyRegisteredNotices = createAttemptLimiter(deps.hot, { name: 'already-registered-mail', limit: 1, windowSeconds: ALREADY_REGISTERED_WINDOW_SECONDS });
+
+  function link(path: string, token?: string): string {
+    return token ? `${issuer}${path}?token=${encodeURIComponent(token)}` : `${issuer}${path}`;
+  }
+
+  function forgotLink(tenant: Tenant): string {
+    return `${issuer}${forgotPasswordPath(tenant)}`;
+  }
+
+  // True for the first notice to this address in the window; the address is kept only as a digest.
+  function firstNoticeInWindow(tenantId: string, email: string): Promise<boolean> {
+    return alreadyRegisteredNotices.take(`${tenantId}:${sha256Hex(email.toLowerCase())}`);
+  }
+
+  function mail(tenant: Tenant, template: MailTemplate, to: string, context: Record<string, unknown>, locale: unknown): void {
+    const message = renderMail(views, template, to, { email: to, ...context }, { locale: localeOf(locale), branding: brandingFor(tenant) });
+    mailer.sendInBackground(message, template);
+  }
+
+  // A new token for the user: only its digest is stored; the token itself goes into the mail.
+  async function issueToken(user: User, purpose: TokenPurpose, ttlSeconds: number, options: { limit?: number } = {}): Promise<string | undefined> {
+    const token = randomToken(32);
+    const issued = await withTenant(db, user.tenantId, async (trx) => {
+      await tokenQueries.discard(trx, user.tenantId, user.id, purpose, 'spent');
+      if (options.limit !== undefined && (await tokenQueries.countUsable(trx, user.tenantId, user.id, purpose)) >= options.limit) return false;
+      await tokenQueries.insert(trx, { tenantId: user.tenantId, userId: user.id, purpose, tokenHash: sha256Hex(token), email: user.email, ttlSeconds });
+      return true;
+    });
+    return issued ? token : undefined;
+  }
+
+  async function sendResetLink(tenant: Tenant, user: User, locale: unknown, limit?: number): Promise<void> {
+    const token = await issueToken(user, 'password_reset', RESET_TOKEN_TTL_SECONDS, { limit });
+    if (!token) return;
+    mail(tenant, 'password-reset', user.email, { link: link('/password/reset', token), minutes: RESET_TOKEN_TTL_SECONDS / 60 }, locale);
+  }
+
+  function notifyPasswordChanged(tenant: Tenant, user: User, locale: unknown): void {
+    mail(tenant, 'password-changed', user.email, { link: forgotLink(tenant) }, locale ?? user.locale);
+  }
+
+  // The new password must differ from the one it replaces, also where the policy keeps no history.
+  async function refuseCurrent(tenantId: string, userId: string, newPassword: string): Promise<void> {
+    if (typeof newPassword === 'string' && newPassword.length <= MAX_PASSWORD_LENGTH && (await users.verifyPassword(tenantId, userId, newPassword))) {
+      throw new PasswordPolicyError([{ code: 'reused', params: { count: 1 } }]);
+    }
+  }
+
+  function usableToken(token: unknown): token is string {
+    return typeof token === 'string' && TOKEN.test(token);
+  }
+
+  const service = {
+    // What the sign-in must ask for after the password was verified.
+    async passwordState(tenantId: string, userId: string): Promise<PasswordState> {
+      const status = await users.passwordStatus(tenantId, userId);
+      if (!status.hasPassword) return { mustChange: false };
+      if (status.mustChange) return { mustChange: true, reason: 'temporary' };
+      const { maxAgeDays } = (await tenants.get(tenantId)).policies.password;
+      if (maxAgeDays > 0) {
+        const changed = status.changedAt?.getTime() ?? 0;
+        if (changed < Date.now() - maxAgeDays * 86_400_000) return { mustChange: true, reason: 'expired' };
+      }
+      return { mustChange: false };
+    },
+
+    // The person changes their password, proving the current one.
+    async changePassword(tenantId: string, userId: string, currentPassword: string, newPassword: string, locale?: string): Promise<void> {
+      if (typeof currentPassword !== 'string' || !currentPassword || !(await users.verifyPassword(tenantId, userId, currentPassword))) throw wrongCurrentPassword();
+      if (currentPassword === newPassword) throw new PasswordPolicyError([{ code: 'reused', params: { count: 1 } }]);
+      await users.setPassword(tenantId, userId, newPassword);
+      notifyPasswordChanged(await tenants.get(tenantId), await users.get(tenantId, userId), locale);
+    },
+
+    // A forced change during sign-in (expired or temporary password): the first factor was just
+    // verified, so no current password is asked again. Clears the temporary flag.
+    async setPassword(tenantId: string, userId: string, newPassword: string, locale?: string): Promise<void> {
+      await refuseCurrent(tenantId, userId, newPassword);
+      await users.setPassword(tenantId, userId, newPassword, { mustChange: false });
+      notifyPasswordChanged(await tenants.get(tenantId), await users.get(tenantId, userId), locale);
+    },
+
+    // Sends a reset link if an active user of the tenant has this address. The same answer either
+    // way, in the same time: the look-up, the token and the mail all happen after the answer
+    // (mailer.idle() waits for them). At most MAX_USABLE_LINKS usable links at once.
+    async requestPasswordReset(tenantId: string, email: string, locale?: string): Promise<void> {
+      if (typeof email !== 'string' || !email.trim() || email.length > MAX_EMAIL || !isUuid(tenantId)) return;
+      const tenant = await tenants.get(tenantId);
+      if (tenant.status !== 'active') return;
+      const address = email.trim();
+      mailer.inBackground('password-reset', async () => {
+        const { items } = await users.list(tenantId, { email: address, limit: 1 });
+        const user = items.find((candidate) => candidate.status === 'active');
+        if (user) await sendResetLink(tenant, user, locale ?? user.locale, MAX_USABLE_LINKS);
+      });
+    },
+
+    // Whether a reset link can still be used (the form shows, nothing is consumed), and whose
+    // tenant it belongs to (for the branding).
+    async inspectResetToken(token: unknown): Promise<{ tenantId: string } | undefined> {
+      if (!usableToken(token)) return undefined;
+      const row = await tokenQueries.findUsable(db, sha256Hex(token), 'password_reset');
+      return row ? { tenantId: row.tenant_id } : undefined;
+    },
+
+    // Sets the new password and uses the token up, in one transaction: a refused password leaves
+    // the link usable. Afterwards every session of the user ends and the user's other links die.
+    async resetPassword(token: string, newPassword: string, locale?: string): Promise<'ok' | 'invalid'> {
+      if (!usableToken(token)) return 'invalid';
+      const digest = sha256Hex(token);
+      const found = await tokenQueries.findUsable(db, digest, 'password_reset');
+      if (!found) return 'invalid';
+      let done: boolean;
+      try {
+        done = await users.setPassword(found.tenant_id, found.user_id, newPassword, {
+          mustChange: false,
+          precondition: async (trx) => {
+            const consumed = await tokenQueries.consume(trx, digest, 'password_reset');
+            if (consumed) await tokenQueries.discard(trx, found.tenant_id, found.user_id, 'password_reset', 'all');
+            return consumed !== undefined;
+          },
+        });
+      } catch (error) {
+        // The user was deleted since the link was sent.
+        if (error instanceof NotFoundError) return 'invalid';
+        throw error;
+      }
+      if (!done) return 'invalid';
+      // The mail reached its owner: the address is proven, if it is still the user's.
+      if (found.email) await users.markEmailVerified(found.tenant_id, found.user_id, found.email);
+      await deps.onAccessRevoked(found.user_id);
+      const user = await users.get(found.tenant_id, found.user_id);
+      notifyPasswordChanged(await tenants.get(found.tenant_id), user, locale ?? user.locale);
+      return 'ok';
+    },
+
+    // An administrator resets a user's password: by mail (a reset link), or by a generated one-time
+    // password the user must replace at the next sign-in (the old password and sessions end).
+    async adminReset(tenantId: string, userId: string, mode: 'email' | 'temporary', locale?: string): Promise<{ temporaryPassword?: string }> {
+      const user = await users.get(tenantId, userId);
+      const tenant = await tenants.get(tenantId);
+      if (mode === 'email') {
+        await sendResetLink(tenant, user, locale ?? user.locale);
+        return {};
+      }
+      if (mode !== 'temporary') throw new ValidationError("mode must be 'email' or 'temporary'", { mode: "one of 'email', 'temporary'" });
+      const temporaryPassword = generateTemporaryPassword(tenant.policies.password);
+      await users.setPassword(tenantId, userId, temporaryPassword, { mustChange: true });
+      await deps.onAccessRevoked(userId);
+      return { temporaryPassword };
+    },
+
+    async sendEmailVerification(tenantId: string, userId: string, locale?: string): Promise<void> {
+      const user = await users.get(tenantId, userId);
+      if (user.emailVerified) return;
+      const tenant = await tenants.get(tenantId);
+      const token = await issueToken(user, 'email_verification', VERIFICATION_TOKEN_TTL_SECONDS, { limit: MAX_USABLE_LINKS });
+      if (!token) return;
+      mail(tenant, 'email-verification', user.email, { link: link('/email/verify', token), hours: VERIFICATION_TOKEN_TTL_SECONDS / 3600 }, locale ?? user.locale);
+    },
+
+    // Whose tenant a verification link belongs to, without using it up.
+    async inspectVerificationToken(token: unknown): Promise<{ tenantId: string } | undefined> {
+      if (!usableToken(token)) return undefined;
+      const row = await tokenQueries.findUsable(db, sha256Hex(token), 'email_verification');
+      return row ? { tenantId: row.tenant_id } : undefined;
+    },
+
+    async verifyEmail(token: string): Promise<'ok' | 'invalid'> {
+      if (!usableToken(token)) return 'invalid';
+      const digest = sha256Hex(token);
+      const found = await tokenQueries.findUsable(db, digest, 'email_verification');
+      if (!found) return 'invalid';
+      const consumed = await withTenant(db, found.tenant_id, (trx) => tokenQueries.consume(trx, digest, 'email_verification'));
+      if (!consumed?.email) return 'invalid';
+      return (await users.markEmailVerified(consumed.tenant_id, consumed.user_id, consumed.email)) ? 'ok' : 'invalid';
+    },
+
+    // Self-registration. An address already registered is not an error the visitor sees: its
+    // owner gets a mail ("sign in or reset your password"), at most one per window, and the answer
+    // is the same as for a new account. Password policy problems are reported: they reveal nothing
+    // about other accounts.
+    async register(tenantId: string, input: { email: string; password: string; name?: string }, locale?: string): Promise<void> {
+      const registration = { email: input?.email, password: input?.password, ...(input?.name ? { name: input.name } : {}) };
+      let user: User;
+      try {
+        user = await users.selfRegister(tenantId, registration);
+      } catch (error) {
+        if (!(error instanceof ConflictError) || !error.fields?.email) throw error;
+        const address = input.email.trim();
+        if (await firstNoticeInWindow(tenantId, address)) {
+          const tenant = await tenants.get(tenantId);
+          mail(tenant, 'already-registered', address, { link: forgotLink(tenant) }, locale);
+        }
+        return;
+      }
+      // Always: the address is confirmed either way (email_verified), and a new account and a
+      // taken address both get exactly one mail.
+      await service.sendEmailVerification(tenantId, user.id, locale);
+    },
+
+    async emailVerificationRequired(tenantId: string): Promise<boolean> {
+      return (await tenants.get(tenantId)).policies.emailVerification === 'required';
+    },
+  };
+  return service;
+}
+
+export type CredentialService = ReturnType<typeof createCredentialService>;

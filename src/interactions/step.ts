@@ -1,0 +1,42 @@
+// What every sign-in step works with: the services it calls and the request's step context.
+import type { Context } from 'koa';
+import type Provider from 'oidc-provider';
+import type { ProviderHost } from '../oidc/provider-host.ts';
+import type { UserService } from '../users/service.ts';
+import type { ClientService } from '../clients/service.ts';
+import type { TenantService, Tenant } from '../tenants/service.ts';
+import type { LoginTenant, LoginTenantResolver } from '../tenants/login-tenant.ts';
+import type { Views } from '../http/views.ts';
+import type { HotStore } from '../store/hot-store.ts';
+import type { MfaService } from '../mfa/service.ts';
+import type { CredentialService } from '../credentials/service.ts';
+import type { LoginState } from './state.ts';
+
+export interface InteractionDependencies {
+  providerHost: ProviderHost;
+  users: UserService;
+  clients: ClientService;
+  tenants: TenantService;
+  loginTenant: LoginTenantResolver;
+  mfa: MfaService;
+  credentials: CredentialService;
+  views: Views;
+  hot: HotStore;
+  csrfKey: string;
+  interactionTtlSeconds: number;
+}
+
+export type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
+
+export interface Step {
+  ctx: Context;
+  interaction: Details;
+  state: LoginState;
+  requested: LoginTenant;
+  client: { name?: string; firstParty: boolean };
+  tenant?: Tenant;
+}
+
+// Starts a step: the interaction, its state and tenant; undefined when a page was already shown
+// (expired interaction, or a step posted at the wrong prompt).
+export type BeginStep = (ctx: Context, expectedPrompt?: string) => Promise<Step | undefined>;

@@ -1,0 +1,78 @@
+// The MFA tables. Every function takes a transaction from withTenant (row-level security confines
+// it to the tenant; the explicit tenant_id filters are there for the primary keys).
+import type { TenantTransaction } from '../store/tenant-scope.ts';
+
+export interface TotpRow {
+  tenant_id: string;
+  user_id: string;
+  secret_sealed: string | null;
+  confirmed_at: Date | null;
+  last_used_step: string | number | null;
+  pending_secret_sealed: string | null;
+}
+
+export const mfaQueries = {
+  findTotp(trx: TenantTransaction, tenantId: string, userId: string, options: { forUpdate?: boolean } = {}): Promise<TotpRow | undefined> {
+    const query = trx('mfa_totp')
+      .where({ tenant_id: tenantId, user_id: userId })
+      .first('tenant_id', 'user_id', 'secret_sealed', 'confirmed_at', 'last_used_step', 'pending_secret_sealed');
+    if (options.forUpdate) query.forUpdate();
+    return query;
+  },
+
+  // A new enrolment replaces one in progress; the active secret stays as it is.
+  async savePending(trx: TenantTransaction, tenantId: string, userId: string, sealed: string): Promise<void> {
+    await trx('mfa_totp')
+      .insert({ tenant_id: tenantId, user_id: userId, pending_secret_sealed: sealed, pending_created_at: trx.fn.now() })
+      .onConflict(['tenant_id', 'user_id'])
+      .merge({ pending_secret_sealed: sealed, pending_created_at: trx.fn.now(), updated_at: trx.fn.now() });
+  },
+
+  // Makes the pending secret (as read, still pending) the active one, with its first step used.
+  async activatePending(trx: TenantTransaction, tenantId: string, userId: string, sealed: string, usedStep: number): Promise<boolean> {
+    const updated = await trx('mfa_totp').where({ tenant_id: tenantId, user_id: userId, pending_secret_sealed: sealed }).update({
+      secret_sealed: sealed,
+      confirmed_at: trx.fn.now(),
+      last_used_step: usedStep,
+      pending_secret_sealed: null,
+      pending_created_at: null,
+      updated_at: trx.fn.now(),
+    }, ['user_id']);
+    return updated.length === 1;
+  },
+
+  // Compare-and-set in one statement: of two requests with the same step only one matches the
+  // WHERE (the second waits for the first's row lock and then re-checks against the new row).
+  // The secret must also still be the one the code was checked against.
+  async useStep(trx: TenantTransaction, tenantId: string, userId: string, sealed: string, step: number): Promise<boolean> {
+    const updated = await trx('mfa_totp')
+      .where({ tenant_id: tenantId, user_id: userId, secret_sealed: sealed })
+      .andWhere((q) => q.whereNull('last_used_step').orWhere('last_used_step', '<', step))
+      .update({ last_used_step: step, updated_at: trx.fn.now() }, ['user_id']);
+    return updated.length === 1;
+  },
+
+  async deleteTotp(trx: TenantTransaction, tenantId: string, userId: string): Promise<void> {
+    await trx('mfa_totp').where({ tenant_id: tenantId, user_id: userId }).delete();
+  },
+
+  async replaceBackupCodes(trx: TenantTransaction, tenantId: string, userId: string, digests: string[]): Promise<void> {
+    await trx('mfa_backup_codes').where({ tenant_id: tenantId, user_id: userId }).delete();
+    await trx('mfa_backup_codes').insert(digests.map((code_hash) => ({ tenant_id: tenantId, user_id: userId, code_hash })));
+  },
+
+  // Using a code deletes it: of two concurrent uses only one deletes the row.
+  async consumeBackupCode(trx: TenantTransaction, tenantId: string, userId: string, digest: string): Promise<boolean> {
+    const deleted = await trx('mfa_backup_codes').where({ tenant_id: tenantId, user_id: userId, code_hash: digest }).delete(['code_hash']);
+    return deleted.length === 1;
+  },
+
+  async countBackupCodes(trx: TenantTransaction, tenantId: string, userId: string): Promise<number> {
+    const [row] = await trx('mfa_backup_codes').where({ tenant_id: tenantId, user_id: userId }).count<{ count: string }[]>({ count: '*' });
+    return Number(row?.count ?? 0);
+  },
+
+  async deleteBackupCodes(trx: TenantTransaction, tenantId: string, userId: string): Promise<void> {
+    await trx('mfa_backup_codes').where({ tenant_id: tenantId, user_id: userId }).delete();
+  },
+};

@@ -1,0 +1,147 @@
+// Second factors per user: TOTP (enrolment confirmed with a first code, verification with one
+// step of drift and no replay) and single-use backup codes. The TOTP secret is sealed at rest
+// under the key-encryption key; backup codes are kept only as SHA-256 digests. Every read and
+// write runs in withTenant, under row-level security.
+import type { Database } from '../store/database.ts';
+import { withTenant } from '../store/tenant-scope.ts';
+import { seal, unseal } from '../security/crypto.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { isUuid } from '../ids.ts';
+import { mfaQueries } from './queries.ts';
+import { matchingTimeStep, newTotpSecret, normaliseTotpCode, otpauthUri } from './totp.ts';
+import { backupCodeDigest, newBackupCodes, normaliseBackupCode } from './backup-codes.ts';
+import QRCode from 'qrcode';
+
+export interface MfaStatus {
+  totp: boolean;
+  confirmedAt: Date | null;
+  backupCodesRemaining: number;
+}
+
+export interface MfaServiceOptions {
+  db: Database;
+  keyEncryptionKey: Buffer;
+  // The clock TOTP codes are checked against; tests fix it.
+  now?: () => Date;
+}
+
+const MAX_LABEL = 200;
+
+function isForeignKeyViolation(error: unknown): boolean {
+  return (error as { code?: string })?.code === '23503';
+}
+
+export function createMfaService(options: MfaServiceOptions) {
+  const { db, keyEncryptionKey } = options;
+  const now = options.now ?? (() => new Date());
+  const sealContext = (userId: string) => `mfa_totp:${userId}`;
+  const open = (sealed: string, userId: string) => unseal(keyEncryptionKey, sealed, sealContext(userId));
+
+  function known(tenantId: string, userId: string): boolean {
+    return isUuid(tenantId) && isUuid(userId);
+  }
+
+  function requireKnown(tenantId: string, userId: string): void {
+    if (!known(tenantId, userId)) throw new NotFoundError('no such user in this tenant');
+  }
+
+  function checkLabel(name: string, value: unknown): string {
+    if (typeof value !== 'string' || !value.trim() || value.length > MAX_LABEL) {
+      throw new ValidationError(`${name} must be a non-empty text of at most ${MAX_LABEL} characters`, { [name]: 'invalid' });
+    }
+    return value.trim();
+  }
+
+  return {
+    async status(tenantId: string, userId: string): Promise<MfaStatus> {
+      requireKnown(tenantId, userId);
+      return withTenant(db, tenantId, async (trx) => {
+        const totp = await mfaQueries.findTotp(trx, tenantId, userId);
+        const active = Boolean(totp?.secret_sealed);
+        return {
+          totp: active,
+          confirmedAt: active && totp?.confirmed_at ? new Date(totp.confirmed_at) : null,
+          backupCodesRemaining: await mfaQueries.countBackupCodes(trx, tenantId, userId),
+        };
+      });
+    },
+
+    // Starts (or restarts) an enrolment. The secret is not active until confirmed; an active one
+    // stays active meanwhile.
+    async beginTotpEnrolment(tenantId: string, userId: string, labels: { accountName: string; issuer: string }): Promise<{ secret: string; otpauthUri: string; qrSvg: string }> {
+      requireKnown(tenantId, userId);
+      const accountName = checkLabel('accountName', labels?.accountName);
+      const issuer = checkLabel('issuer', labels?.issuer);
+      const secret = newTotpSecret();
+      try {
+        await withTenant(db, tenantId, (trx) => mfaQueries.savePending(trx, tenantId, userId, seal(keyEncryptionKey, secret, sealContext(userId))));
+      } catch (error) {
+        if (isForeignKeyViolation(error)) throw new NotFoundError('no such user in this tenant');
+        throw error;
+      }
+      const uri = otpauthUri(secret, { accountName, issuer });
+      const qrSvg = await QRCode.toString(uri, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
+      return { secret, otpauthUri: uri, qrSvg };
+    },
+
+    // Activates the pending secret with a first code from the app; returns fresh backup codes
+    // (shown once). undefined when nothing is pending or the code is wrong.
+    async confirmTotpEnrolment(tenantId: string, userId: string, code: string): Promise<{ backupCodes: string[] } | undefined> {
+      const totpCode = normaliseTotpCode(code);
+      if (!totpCode || !known(tenantId, userId)) return undefined;
+      return withTenant(db, tenantId, async (trx) => {
+        const row = await mfaQueries.findTotp(trx, tenantId, userId, { forUpdate: true });
+        if (!row?.pending_secret_sealed) return undefined;
+        const step = await matchingTimeStep(open(row.pending_secret_sealed, userId), totpCode, now());
+        if (step === undefined) return undefined;
+        if (!(await mfaQueries.activatePending(trx, tenantId, userId, row.pending_secret_sealed, step))) return undefined;
+        const backupCodes = newBackupCodes();
+        await mfaQueries.replaceBackupCodes(trx, tenantId, userId, backupCodes.map((backupCode) => backupCodeDigest(userId, normaliseBackupCode(backupCode)!)));
+        return { backupCodes };
+      });
+    },
+
+    // A login's second factor. Each time step is accepted once per user, even under concurrency.
+    async verifyTotp(tenantId: string, userId: string, code: string): Promise<boolean> {
+      const totpCode = normaliseTotpCode(code);
+      if (!totpCode || !known(tenantId, userId)) return false;
+      return withTenant(db, tenantId, async (trx) => {
+        const row = await mfaQueries.findTotp(trx, tenantId, userId);
+        if (!row?.secret_sealed) return false;
+        const lastUsed = row.last_used_step === null ? undefined : Number(row.last_used_step);
+        const step = await matchingTimeStep(open(row.secret_sealed, userId), totpCode, now(), lastUsed);
+        if (step === undefined) return false;
+        return mfaQueries.useStep(trx, tenantId, userId, row.secret_sealed, step);
+      });
+    },
+
+    async verifyBackupCode(tenantId: string, userId: string, code: string): Promise<boolean> {
+      const normalised = normaliseBackupCode(code);
+      if (!normalised || !known(tenantId, userId)) return false;
+      return withTenant(db, tenantId, (trx) => mfaQueries.consumeBackupCode(trx, tenantId, userId, backupCodeDigest(userId, normalised)));
+    },
+
+    // New codes; the old ones stop working. Only with an active TOTP.
+    async regenerateBackupCodes(tenantId: string, userId: string): Promise<string[]> {
+      requireKnown(tenantId, userId);
+      return withTenant(db, tenantId, async (trx) => {
+        const row = await mfaQueries.findTotp(trx, tenantId, userId, { forUpdate: true });
+        if (!row?.secret_sealed) throw new ConflictError('backup codes need an active authenticator app (TOTP) first');
+        const backupCodes = newBackupCodes();
+        await mfaQueries.replaceBackupCodes(trx, tenantId, userId, backupCodes.map((backupCode) => backupCodeDigest(userId, normaliseBackupCode(backupCode)!)));
+        return backupCodes;
+      });
+    },
+
+    // Removes TOTP (active and pending) and every backup code.
+    async remove(tenantId: string, userId: string): Promise<void> {
+      requireKnown(tenantId, userId);
+      await withTenant(db, tenantId, async (trx) => {
+        await mfaQueries.deleteBackupCodes(trx, tenantId, userId);
+        await mfaQueries.deleteTotp(trx, tenantId, userId);
+      });
+    },
+  };
+}
+
+export type MfaService = ReturnType<typeof createMfaService>;
