@@ -10,6 +10,15 @@ declare module 'autocannon' {
     body?: string;
     pipelining?: number;
     title?: string;
+    // Per-request hooks: setupRequest may change each request before it is sent.
+    requests?: RequestSpec[];
+  }
+  export interface RequestSpec {
+    method?: string;
+    path?: string;
+    headers?: Record<string, string>;
+    body?: string;
+    setupRequest?: (request: RequestSpec) => RequestSpec;
   }
   export interface Histogram {
     average: number;

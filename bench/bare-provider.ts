@@ -2,13 +2,20 @@
 // signing key of the same algorithm, one static client_credentials client and the same API as a
 // JWT resource server. Nothing of ours runs here (no Koa middleware, no PostgreSQL, no Redis).
 //
-// Started by bench/run.ts as a child process. Environment:
+// Started by bench/run.ts and bench/sessions.ts as a child process. Environment:
 //   PORT (default 0), SIGNING_ALG (RS256 | ES256 | EdDSA), BENCH_CLIENT_ID, BENCH_CLIENT_SECRET,
 //   BENCH_API (the resource identifier), BENCH_API_SCOPE.
 // Prints one line `READY <url>` on stdout once it listens on 127.0.0.1.
+//
+// For the refresh-token benchmark there is a second client, `<BENCH_CLIENT_ID>-rt` (same secret,
+// authorization_code + refresh_token), and one route outside oidc-provider:
+// `POST /bench/refresh-tokens?count=N` saves N grants, each with one refresh token
+// (`openid offline_access`), through the provider's own models and answers their values as JSON.
+// With BENCH_UNBOUNDED_STORE=1 the store is a plain Map instead of oidc-provider's in-memory adapter,
+// whose LRU keeps only 1000 entries: a pool of thousands of refresh tokens would be evicted.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import Provider, { errors, type Configuration, type KoaContextWithOIDC, type ResourceServer } from 'oidc-provider';
+import Provider, { errors, type Adapter, type AdapterPayload, type Configuration, type KoaContextWithOIDC, type ResourceServer } from 'oidc-provider';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 
 const alg = process.env.SIGNING_ALG || 'RS256';
@@ -31,7 +38,46 @@ await new Promise<void>((resolve, reject) => {
 });
 const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
+// As cheap as the library's in-memory adapter (map operations), without its size limit.
+const records = new Map<string, AdapterPayload>();
+const grants = new Map<string, string[]>();
+class MapAdapter implements Adapter {
+  model: string;
+  constructor(model: string) {
+    this.model = model;
+  }
+  async upsert(id: string, payload: AdapterPayload): Promise<void> {
+    const key = `${this.model}:${id}`;
+    records.set(key, payload);
+    if (payload.grantId) grants.set(payload.grantId, [...(grants.get(payload.grantId) ?? []), key]);
+    if (payload.uid) records.set(`uid:${this.model}:${payload.uid}`, { id });
+  }
+  async find(id: string): Promise<AdapterPayload | undefined> {
+    const payload = records.get(`${this.model}:${id}`);
+    return payload && (!payload.exp || payload.exp > Date.now() / 1000) ? payload : undefined;
+  }
+  async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+    const entry = records.get(`uid:${this.model}:${uid}`);
+    return entry ? this.find(entry.id as string) : undefined;
+  }
+  async findByUserCode(): Promise<undefined> {
+    return undefined;
+  }
+  async consume(id: string): Promise<void> {
+    const payload = records.get(`${this.model}:${id}`);
+    if (payload) payload.consumed = Math.floor(Date.now() / 1000);
+  }
+  async destroy(id: string): Promise<void> {
+    records.delete(`${this.model}:${id}`);
+  }
+  async revokeByGrantId(grantId: string): Promise<void> {
+    for (const key of grants.get(grantId) ?? []) records.delete(key);
+    grants.delete(grantId);
+  }
+}
+
 const configuration: Configuration = {
+  ...(process.env.BENCH_UNBOUNDED_STORE === '1' ? { adapter: MapAdapter } : {}),
   clients: [
     {
       client_id: clientId,
@@ -42,7 +88,20 @@ const configuration: Configuration = {
       token_endpoint_auth_method: 'client_secret_basic',
       id_token_signed_response_alg: alg as 'RS256',
     },
+    {
+      client_id: `${clientId}-rt`,
+      client_secret: clientSecret,
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      redirect_uris: ['https://rp.bench.test/callback'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: alg as 'RS256',
+    },
   ],
+  // Like ours: every account exists, refresh tokens rotate on every use.
+  findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
+  rotateRefreshToken: true,
+  ttl: { RefreshToken: 14 * 24 * 3600, Grant: 14 * 24 * 3600, Session: 14 * 24 * 3600 },
   jwks: { keys: [{ ...jwk, kid, alg, use: 'sig' }] as never },
   features: {
     devInteractions: { enabled: false },
@@ -67,7 +126,34 @@ const configuration: Configuration = {
 };
 
 const provider = new Provider(url, configuration);
-server.on('request', provider.callback());
+const callback = provider.callback();
+server.on('request', (req, res) => {
+  if (req.method === 'POST' && req.url?.startsWith('/bench/refresh-tokens?')) {
+    seedRefreshTokens(Number(new URL(req.url, url).searchParams.get('count'))).then(
+      (tokens) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(tokens)),
+      (error: Error) => res.writeHead(500).end(error.message),
+    );
+    return;
+  }
+  callback(req, res);
+});
+
+async function seedRefreshTokens(count: number): Promise<string[]> {
+  if (!Number.isInteger(count) || count < 1 || count > 1_000_000) throw new Error('count must be in [1, 1000000]');
+  const client = await provider.Client.find(`${clientId}-rt`);
+  const scope = 'openid offline_access';
+  const authTime = Math.floor(Date.now() / 1000);
+  const tokens: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const accountId = `bench-user-${i}`;
+    const grant = new provider.Grant({ accountId, clientId: client!.clientId });
+    grant.addOIDCScope(scope);
+    const grantId = await grant.save();
+    const token = new provider.RefreshToken({ accountId, client: client!, grantId, scope, gty: 'authorization_code', authTime, expiresWithSession: false });
+    tokens.push(await token.save());
+  }
+  return tokens;
+}
 
 const stop = () => {
   server.close(() => process.exit(0));

@@ -17,18 +17,14 @@
 //   BENCH_INTROSPECTION_HINT  when 1, introspection sends token_type_hint=access_token (both targets)
 //   BENCH_QUIET_WAIT    seconds to wait, before each run, for other load on the machine to fall
 //                       below BENCH_QUIET_BUSY percent of all CPUs (30; 20). The load seen is reported.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import pg from 'pg';
-import { Redis } from 'ioredis';
 import autocannon, { type Result } from 'autocannon';
+import {
+  BenchError, FORM, basic, createOurStore, intSetting, limitRunTime, listSetting, log, machine, parseJsonOutput,
+  runBench, runCli, setRunning, sleep, startBare, startOurs, stopChild, storeSettings, waitForQuiet, withDeadline, type Child, type Measurement,
+} from './harness.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const API = 'https://api.bench.test';
 const API_SCOPE = 'read';
 const SUPPORTED_ALGS = ['RS256', 'ES256', 'EdDSA'];
@@ -47,32 +43,6 @@ function title(scenario: ScenarioName): string {
 // ---------------------------------------------------------------------------------------------
 // Settings
 
-class BenchError extends Error {}
-
-function intSetting(name: string, fallback: number, min: number, max: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) throw new BenchError(`${name} must be an integer in [${min}, ${max}]`);
-  return value;
-}
-
-function listSetting<T extends string>(name: string, allowed: readonly T[], fallback: readonly T[]): T[] {
-  const raw = process.env[name];
-  if (!raw) return [...fallback];
-  const values = raw.split(',').map((value) => value.trim()).filter(Boolean);
-  for (const value of values) {
-    if (!allowed.includes(value as T)) throw new BenchError(`${name}: ${value} is not one of ${allowed.join(', ')}`);
-  }
-  return values as T[];
-}
-
-function loopbackUrl(name: string, value: string): string {
-  const host = new URL(value).hostname.replace(/^\[|\]$/g, '');
-  if (!['127.0.0.1', 'localhost', '::1'].includes(host)) throw new BenchError(`${name} must point at a loopback address, not ${host}`);
-  return value;
-}
-
 let settings: {
   algs: string[];
   connections: number;
@@ -88,139 +58,7 @@ let settings: {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Child processes and clean-up
-
-interface Child {
-  name: string;
-  process: ChildProcess;
-  exited: Promise<number | null>;
-  tail: string[];
-}
-
-const children = new Set<Child>();
-// The load generator in flight, stopped on abort so it does not keep the process alive.
-let running: { stop(): void } | undefined;
-const cleanups: Array<() => Promise<void>> = [];
-
-function spawnNode(name: string, args: string[], env: Record<string, string>, options: { forward?: boolean } = {}): Child {
-  const child = spawn(process.execPath, args, {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? os.tmpdir(), NODE_ENV: 'production', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const tail: string[] = [];
-  const entry: Child = {
-    name,
-    process: child,
-    tail,
-    exited: new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? (signal ? -1 : null)))),
-  };
-  children.add(entry);
-  void entry.exited.then(() => children.delete(entry));
-  const collect = (stream: NodeJS.ReadableStream, forward: boolean) => {
-    let buffered = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (chunk: string) => {
-      buffered += chunk;
-      let newline: number;
-      while ((newline = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, newline);
-        buffered = buffered.slice(newline + 1);
-        tail.push(line);
-        if (tail.length > 200) tail.shift();
-        if (forward && line.trim()) process.stderr.write(`  [${name}] ${line}\n`);
-      }
-    });
-  };
-  collect(child.stdout!, options.forward ?? false);
-  collect(child.stderr!, options.forward ?? false);
-  return entry;
-}
-
-async function stopChild(child: Child, graceMs = 5000): Promise<void> {
-  if (child.process.exitCode !== null || child.process.signalCode !== null) return;
-  child.process.kill('SIGTERM');
-  const timer = setTimeout(() => child.process.kill('SIGKILL'), graceMs);
-  await child.exited;
-  clearTimeout(timer);
-}
-
-// The last resort: 'exit' handlers must be synchronous, so whatever still runs gets SIGKILL.
-process.on('exit', () => {
-  for (const child of children) child.process.kill('SIGKILL');
-});
-
-let cleaningUp: Promise<void> | undefined;
-function cleanUp(): Promise<void> {
-  cleaningUp ??= (async () => {
-    await Promise.all([...children].map((child) => stopChild(child)));
-    for (const cleanup of cleanups.reverse()) {
-      await cleanup().catch((error) => console.error(`bench: clean-up step failed: ${(error as Error).message}`));
-    }
-  })();
-  return cleaningUp;
-}
-
-async function abort(reason: string, code: number): Promise<never> {
-  console.error(`bench: ${reason}`);
-  running?.stop();
-  const forced = setTimeout(() => process.exit(code), 20_000);
-  forced.unref();
-  await cleanUp().catch(() => {});
-  process.exit(code);
-}
-
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.on(signal, () => void abort(`interrupted by ${signal}; cleaning up`, 130));
-}
-process.on('unhandledRejection', (error) => void abort(`unexpected error: ${(error as Error)?.stack ?? error}`, 1));
-process.on('uncaughtException', (error) => void abort(`unexpected error: ${error.stack ?? error}`, 1));
-
-// ---------------------------------------------------------------------------------------------
 // Helpers
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function withDeadline<T>(what: string, ms: number, work: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new BenchError(`${what} did not finish within ${ms / 1000} s`)), ms);
-  });
-  try {
-    return await Promise.race([work, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-// Runs one CLI command of our provider to completion and returns its stdout.
-async function runCli(args: string[], env: Record<string, string>): Promise<string> {
-  const child = spawnNode(`idp ${args.slice(0, 2).join(' ')}`, ['src/main.ts', ...args], env);
-  const code = await withDeadline(`idp ${args.join(' ')}`, 120_000, child.exited).catch(async (error) => {
-    await stopChild(child, 1000);
-    throw error;
-  });
-  if (code !== 0) throw new BenchError(`idp ${args.join(' ')} exited with ${code}:\n${child.tail.join('\n')}`);
-  return child.tail.join('\n');
-}
-
-function parseJsonOutput(output: string): Record<string, unknown> {
-  const start = output.indexOf('{');
-  const end = output.lastIndexOf('}');
-  if (start < 0 || end < start) throw new BenchError(`expected JSON output, got:\n${output}`);
-  return JSON.parse(output.slice(start, end + 1));
-}
 
 function jwtHeader(token: string): Record<string, unknown> | undefined {
   const parts = token.split('.');
@@ -241,62 +79,15 @@ interface OurEnvironment {
 }
 
 async function prepareOurs(): Promise<OurEnvironment> {
-  const id = randomBytes(6).toString('hex');
-  const schema = `bench_${id}`;
-  const keyPrefix = `bench:${id}:`;
-  const admin = new pg.Client({ connectionString: settings.databaseUrl, connectionTimeoutMillis: 5000 });
-  await admin.connect();
-  try {
-    await admin.query(`CREATE SCHEMA ${schema}`);
-  } finally {
-    await admin.end();
-  }
-  cleanups.push(async () => {
-    const client = new pg.Client({ connectionString: settings.databaseUrl, connectionTimeoutMillis: 5000 });
-    await client.connect();
-    try {
-      await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    } finally {
-      await client.end();
-    }
-  });
-  cleanups.push(() => flushRedisPrefix(keyPrefix));
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'idp-bench-'));
-  cleanups.push(async () => rmSync(dataDir, { recursive: true, force: true }));
-
-  const url = new URL(settings.databaseUrl);
-  url.searchParams.set('options', `-c search_path=${schema}`);
-  const env = {
-    DATABASE_URL: url.toString(),
-    REDIS_URL: settings.redisUrl,
-    REDIS_KEY_PREFIX: keyPrefix,
-    KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-    COOKIE_KEYS: randomBytes(32).toString('base64url'),
-    DATA_DIR: dataDir,
-    LOG_LEVEL: 'warn',
-  };
-  log(`our provider: schema ${schema}, Redis prefix ${keyPrefix}; creating fixtures with the CLI`);
+  const store = await createOurStore(settings.databaseUrl, settings.redisUrl);
+  const env = store.env;
+  log(`our provider: schema ${store.schema}, Redis prefix ${store.keyPrefix}; creating fixtures with the CLI`);
   await runCli(['apis', 'create', '--identifier', API, '--name', 'Bench', '--scope', API_SCOPE], env);
   const created = parseJsonOutput(await runCli(['clients', 'create', '--name', 'bench', '--grant-type', 'client_credentials'], env));
   if (typeof created.client_id !== 'string' || typeof created.client_secret !== 'string') {
     throw new BenchError(`clients create printed no client_id/client_secret: ${JSON.stringify(created)}`);
   }
   return { env, client: { id: created.client_id, secret: created.client_secret } };
-}
-
-async function flushRedisPrefix(prefix: string): Promise<void> {
-  const redis = new Redis(settings.redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 5000 });
-  redis.on('error', () => {});
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await redis.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -309,71 +100,17 @@ interface Target {
   child: Child;
 }
 
-async function startOurs(ours: OurEnvironment, alg: string): Promise<Target> {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const nodeArgs = settings.profileDir
-    ? ['--cpu-prof', `--cpu-prof-dir=${settings.profileDir}`, `--cpu-prof-name=ours-${alg}-${Date.now()}.cpuprofile`]
-    : [];
-  const child = spawnNode(
-    `ours ${alg}`,
-    [...nodeArgs, 'src/main.ts', 'start'],
-    { ...ours.env, SIGNING_ALG: alg, HOST: '127.0.0.1', PORT: String(port), ISSUER: url },
-    { forward: true },
-  );
-  await withDeadline('our provider start-up', 60_000, waitUntilReady(child, `${url}/readyz`));
+async function startOursFor(ours: OurEnvironment, alg: string): Promise<Target> {
+  const { url, child } = await startOurs({ ...ours.env, SIGNING_ALG: alg }, alg, settings.profileDir);
   return { kind: 'ours', url, client: ours.client, child };
 }
 
-async function waitUntilReady(child: Child, url: string): Promise<void> {
-  for (;;) {
-    if (child.process.exitCode !== null || child.process.signalCode !== null) {
-      throw new BenchError(`${child.name} exited during start-up:\n${child.tail.join('\n')}`);
-    }
-    try {
-      const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
-      if (response.ok) return;
-    } catch {
-      // not listening yet
-    }
-    await sleep(200);
-  }
-}
-
-async function startBare(alg: string): Promise<Target> {
-  const port = await freePort();
+async function startBareFor(alg: string): Promise<Target> {
   const client = { id: 'bench-bare', secret: randomBytes(32).toString('base64url') };
-  const nodeArgs = settings.profileDir
-    ? ['--cpu-prof', `--cpu-prof-dir=${settings.profileDir}`, `--cpu-prof-name=bare-${alg}-${Date.now()}.cpuprofile`]
-    : [];
-  const child = spawnNode(
-    `bare ${alg}`,
-    [...nodeArgs, 'bench/bare-provider.ts'],
-    {
-      PORT: String(port),
-      SIGNING_ALG: alg,
-      BENCH_CLIENT_ID: client.id,
-      BENCH_CLIENT_SECRET: client.secret,
-      BENCH_API: API,
-      BENCH_API_SCOPE: API_SCOPE,
-    },
-    { forward: true },
-  );
-  const url = await withDeadline(
-    'bare provider start-up',
-    30_000,
-    new Promise<string>((resolve, reject) => {
-      const poll = setInterval(() => {
-        const ready = child.tail.find((line) => line.startsWith('READY '));
-        if (ready) {
-          clearInterval(poll);
-          resolve(ready.slice('READY '.length).trim());
-        } else if (child.process.exitCode !== null || child.process.signalCode !== null) {
-          clearInterval(poll);
-          reject(new BenchError(`bare provider exited during start-up:\n${child.tail.join('\n')}`));
-        }
-      }, 100);
-    }),
+  const { url, child } = await startBare(
+    { SIGNING_ALG: alg, BENCH_CLIENT_ID: client.id, BENCH_CLIENT_SECRET: client.secret, BENCH_API: API, BENCH_API_SCOPE: API_SCOPE },
+    alg,
+    settings.profileDir,
   );
   return { kind: 'bare', url, client, child };
 }
@@ -387,12 +124,6 @@ interface Request {
   headers: Record<string, string>;
   body?: string;
 }
-
-function basic(client: { id: string; secret: string }): string {
-  return `Basic ${Buffer.from(`${encodeURIComponent(client.id)}:${encodeURIComponent(client.secret)}`).toString('base64')}`;
-}
-
-const FORM = 'application/x-www-form-urlencoded';
 
 async function send(target: Target, request: Request): Promise<{ status: number; json: Record<string, unknown> }> {
   const response = await fetch(target.url + request.path, {
@@ -460,15 +191,6 @@ async function prepareScenario(scenario: ScenarioName, target: Target, alg: stri
   }
 }
 
-interface Measurement {
-  // Share of all CPUs busy on the machine just before the run, with both targets idle.
-  background?: number;
-  rps: number;
-  p50: number;
-  p99: number;
-  failures: number;
-  statusCodes: Record<string, number>;
-}
 
 async function fire(target: Target, request: Request, seconds: number): Promise<Result> {
   const instance = autocannon({
@@ -480,17 +202,17 @@ async function fire(target: Target, request: Request, seconds: number): Promise<
     duration: seconds,
     timeout: 10,
   });
-  running = instance;
+  setRunning(instance);
   try {
     return await withDeadline(`autocannon against ${target.kind}`, (seconds + 30) * 1000, Promise.resolve(instance));
   } finally {
-    running = undefined;
+    setRunning(undefined);
   }
 }
 
 async function measure(scenario: ScenarioName, target: Target, alg: string): Promise<Measurement> {
   const request = await prepareScenario(scenario, target, alg);
-  const background = await waitForQuiet();
+  const background = await waitForQuiet(settings.quietWait, settings.quietBusy);
   if (settings.warmup > 0) await fire(target, request, settings.warmup);
   const result = await fire(target, request, settings.duration);
   const statusCodes = Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, { count }]) => [code, count]));
@@ -505,39 +227,6 @@ async function measure(scenario: ScenarioName, target: Target, alg: string): Pro
   };
 }
 
-// Other work on the machine (a test suite, a build) skews a benchmark on few cores. Before each
-// run, wait a bounded time for the CPUs to be quiet, and report how busy they were.
-function cpuTimes(): { idle: number; total: number } | undefined {
-  try {
-    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
-    return { idle: fields[3] + fields[4], total: fields.reduce((sum, value) => sum + value, 0) };
-  } catch {
-    return undefined;
-  }
-}
-
-async function machineBusy(ms: number): Promise<number | undefined> {
-  const before = cpuTimes();
-  await sleep(ms);
-  const after = cpuTimes();
-  if (!before || !after || after.total === before.total) return undefined;
-  return 100 * (1 - (after.idle - before.idle) / (after.total - before.total));
-}
-
-async function waitForQuiet(): Promise<number | undefined> {
-  const deadline = Date.now() + settings.quietWait * 1000;
-  let busy: number | undefined;
-  let announced = false;
-  for (;;) {
-    busy = await machineBusy(1000);
-    if (busy === undefined || busy <= settings.quietBusy || Date.now() >= deadline) break;
-    if (!announced) log(`  machine busy (${busy.toFixed(0)}% of all CPUs) before the run; waiting up to ${settings.quietWait} s`);
-    announced = true;
-  }
-  if (busy !== undefined && busy > settings.quietBusy) log(`  warning: other load of ${busy.toFixed(0)}% of all CPUs; this run is skewed`);
-  return busy;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Output
 
@@ -546,10 +235,6 @@ interface Row {
   alg: string;
   ours: Measurement;
   bare: Measurement;
-}
-
-function log(message: string): void {
-  process.stderr.write(`bench: ${message}\n`);
 }
 
 const fmtRps = (value: number) => Math.round(value).toLocaleString('en-US');
@@ -599,11 +284,6 @@ function targetVerdicts(rows: Row[]): string[] {
   return verdicts;
 }
 
-function machine(): string {
-  const cpu = readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.+)$/m)?.[1] ?? os.cpus()[0]?.model ?? 'unknown';
-  return `${os.availableParallelism()} CPUs (${cpu}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Node ${process.version}, ${os.platform()} ${os.release()}`;
-}
-
 // ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
@@ -613,8 +293,7 @@ async function main(): Promise<void> {
     duration: intSetting('BENCH_DURATION', 10, 1, 300),
     warmup: intSetting('BENCH_WARMUP', 2, 0, 60),
     scenarios: listSetting('BENCH_SCENARIOS', SCENARIOS, SCENARIOS),
-    databaseUrl: loopbackUrl('BENCH_DATABASE_URL', process.env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test'),
-    redisUrl: loopbackUrl('BENCH_REDIS_URL', process.env.BENCH_REDIS_URL || 'redis://127.0.0.1:6379'),
+    ...storeSettings(),
     profileDir: process.env.BENCH_PROFILE_DIR ? path.resolve(process.env.BENCH_PROFILE_DIR) : undefined,
     quietWait: intSetting('BENCH_QUIET_WAIT', 30, 0, 600),
     quietBusy: intSetting('BENCH_QUIET_BUSY', 20, 1, 100),
@@ -624,7 +303,7 @@ async function main(): Promise<void> {
   // A hard bound on the whole run: runs, start-ups, fixtures and clean-up, with room to spare.
   const runs = settings.algs.length * settings.scenarios.length * 2;
   const budgetSeconds = runs * (settings.warmup + settings.duration + settings.quietWait + 15) + settings.algs.length * 90 + 180;
-  setTimeout(() => void abort(`exceeded the time budget of ${budgetSeconds} s; cleaning up`, 1), budgetSeconds * 1000).unref();
+  limitRunTime(budgetSeconds);
 
   const started = new Date();
   log(`machine: ${machine()}`);
@@ -637,7 +316,7 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   for (const alg of settings.algs) {
     log(`${alg}: starting our provider (PostgreSQL + Redis) and the bare oidc-provider`);
-    const [oursTarget, bareTarget] = await Promise.all([startOurs(ours, alg), startBare(alg)]);
+    const [oursTarget, bareTarget] = await Promise.all([startOursFor(ours, alg), startBareFor(alg)]);
     try {
       for (const scenario of settings.scenarios) {
         log(`${alg}: ${title(scenario)}: ours`);
@@ -680,10 +359,4 @@ async function main(): Promise<void> {
   );
 }
 
-try {
-  await main();
-  await cleanUp();
-  process.exit(0);
-} catch (error) {
-  await abort(error instanceof BenchError ? error.message : `failed: ${(error as Error).stack ?? error}`, 1);
-}
+await runBench(main);

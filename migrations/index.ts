@@ -15,6 +15,7 @@ import * as mfa from './20261123_011_mfa.ts';
 import * as credentials from './20261123_012_credentials.ts';
 import * as userSessions from './20261123_013_user_sessions.ts';
 import * as usersIdentifierIndex from './20261123_014_users_identifier_index.ts';
+import * as sessionPolicies from './20261123_015_session_policies.ts';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -36,6 +37,7 @@ const migrations: Record<string, Migration> = {
   '20261123_012_credentials': credentials,
   '20261123_013_user_sessions': userSessions,
   '20261123_014_users_identifier_index': usersIdentifierIndex,
+  '20261123_015_session_policies': sessionPolicies,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

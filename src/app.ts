@@ -11,6 +11,7 @@ import { principalResolver } from './api/principal.ts';
 import { accountRouters } from './account/index.ts';
 import { credentialRoutes } from './credentials/routes.ts';
 import { outboxPageEnabled, outboxRoutes } from './mail/routes.ts';
+import { revocationStreamRoutes } from './events/routes.ts';
 
 export function buildApp(runtime: Runtime): Koa {
   const { config, log, views, providerHost } = runtime;
@@ -24,6 +25,8 @@ export function buildApp(runtime: Runtime): Koa {
 
   const ops = opsRoutes(runtime.db, runtime.hot);
   app.use(ops.routes());
+  // Resource servers learn of revocations at once (SSE, authenticated by a client credential).
+  app.use(revocationStreamRoutes({ revocations: runtime.revocations, clients: runtime.clients, rbac: runtime.rbac, tenants: runtime.tenants, adminApi: runtime.adminApi, log }).routes());
   const interactions = interactionRoutes({
     providerHost,
     users: runtime.users,
@@ -36,6 +39,7 @@ export function buildApp(runtime: Runtime): Koa {
     hot: runtime.hot,
     csrfKey: runtime.secrets.cookieKeys[0],
     interactionTtlSeconds: config.ttl.interaction,
+    sessions: runtime.sessions,
   });
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
@@ -50,7 +54,7 @@ export function buildApp(runtime: Runtime): Koa {
   app.use(account.pages.allowedMethods());
   app.use(account.api.routes());
   app.use(account.api.allowedMethods());
-  const services = { tenants: runtime.tenants, rbac: runtime.rbac, clients: runtime.clients, apis: runtime.apis, users: runtime.users, mfa: runtime.mfa, credentials: runtime.credentials, adminApi: runtime.adminApi };
+  const services = { tenants: runtime.tenants, rbac: runtime.rbac, clients: runtime.clients, apis: runtime.apis, users: runtime.users, mfa: runtime.mfa, credentials: runtime.credentials, sessions: runtime.sessions, adminApi: runtime.adminApi };
   const admin = adminApi({
     routes: adminRoutes(services),
     issuer: config.issuer,

@@ -63,6 +63,7 @@ const schema = z.object({
   GRANT_TTL: positiveSeconds,
   INTERACTION_TTL: positiveSeconds,
   AUTHORIZATION_CODE_TTL: positiveSeconds,
+  REFRESH_TOKEN_REUSE_GRACE_SECONDS: wholeNumber(0, 300, 'must be a whole number of seconds from 0 to 300'),
   ARGON2_MEMORY_KIB: wholeNumber(8192, Number.MAX_SAFE_INTEGER, 'must be a whole number of KiB, at least 8192'),
   ARGON2_ITERATIONS: wholeNumber(1, Number.MAX_SAFE_INTEGER, 'must be a whole number, at least 1'),
   ARGON2_PARALLELISM: wholeNumber(1, Number.MAX_SAFE_INTEGER, 'must be a whole number, at least 1'),
@@ -96,6 +97,8 @@ const defaults: Record<string, string> = {
   GRANT_TTL: String(14 * 24 * 3600),
   INTERACTION_TTL: '3600',
   AUTHORIZATION_CODE_TTL: '60',
+  // Parallel refreshes of one app within this many seconds are not taken for a stolen token.
+  REFRESH_TOKEN_REUSE_GRACE_SECONDS: '5',
   // OWASP's first argon2id recommendation: m=19 MiB, t=2, p=1.
   ARGON2_MEMORY_KIB: '19456',
   ARGON2_ITERATIONS: '2',
@@ -127,6 +130,9 @@ export interface Config {
     interaction: number;
     authorizationCode: number;
   };
+  // A rotated-out refresh token its own client presents again within this many seconds is served
+  // (parallel refreshes); later, reuse revokes the grant. 0: no grace.
+  refreshTokenReuseGraceSeconds: number;
   argon2: { memoryCost: number; timeCost: number; parallelism: number };
   logLevel: string;
   purgeIntervalSeconds: number;
@@ -176,6 +182,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       interaction: c.INTERACTION_TTL,
       authorizationCode: c.AUTHORIZATION_CODE_TTL,
     },
+    refreshTokenReuseGraceSeconds: c.REFRESH_TOKEN_REUSE_GRACE_SECONDS,
     argon2: { memoryCost: c.ARGON2_MEMORY_KIB, timeCost: c.ARGON2_ITERATIONS, parallelism: c.ARGON2_PARALLELISM },
     logLevel: c.LOG_LEVEL,
     purgeIntervalSeconds: c.PURGE_INTERVAL,

@@ -19,6 +19,8 @@ import { createKeyService, type KeyService } from './keys/service.ts';
 import { createMfaService, type MfaService } from './mfa/service.ts';
 import { ProviderHost } from './oidc/provider-host.ts';
 import { createSessionService, type SessionService } from './sessions/service.ts';
+import { createSessionPolicyHooks } from './sessions/provider-hooks.ts';
+import { startSessionPurge } from './sessions/purge-job.ts';
 import { createIdentityLinkService, type IdentityLinkService } from './account/identities/service.ts';
 import { ensureAccountConsoleClient } from './account/console-client.ts';
 import { createMailer, type Mailer } from './mail/mailer.ts';
@@ -26,6 +28,8 @@ import { announceMailTransport } from './mail/routes.ts';
 import { createCredentialService, type CredentialService } from './credentials/service.ts';
 import { createViews, type Views } from './http/views.ts';
 import { createLogger } from './http/logger.ts';
+import { createRevocationBus, type RevocationBus } from './events/revocation-bus.ts';
+import { REVOCATIONS_READ } from './events/stream-access.ts';
 
 export interface Runtime {
   config: Config;
@@ -49,6 +53,8 @@ export interface Runtime {
   providerHost: ProviderHost;
   mailer: Mailer;
   credentials: CredentialService;
+  // Revocation events for resource servers (GET /events/revocations), across instances.
+  revocations: RevocationBus;
   close(): Promise<void>;
 }
 
@@ -56,6 +62,8 @@ export interface RuntimeOptions {
   log?: Logger;
   // Build the Provider and subscribe to changes (the server); the CLI only needs the services.
   serve?: boolean;
+  // The clock of session policy decisions (idle and absolute limits); tests move it.
+  now?: () => Date;
 }
 
 export async function createRuntime(config: Config, options: RuntimeOptions = {}): Promise<Runtime> {
@@ -63,6 +71,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
   const secrets = resolveInstanceSecrets(config);
   const db = createDatabase(config.database);
   const hot = createHotStore(config);
+  const revocations = createRevocationBus(hot);
   try {
     await migrateToLatest(db);
     const views = createViews();
@@ -70,7 +79,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
     const apis = createApiResourceService(db, hot);
     const rbac = createRbacService(db, hot, apis);
     const adminApi = `${config.issuer}/api`;
-    const tenants = createTenantService(db, rbac, () => adminApi);
+    const tenants = createTenantService(db, rbac, () => adminApi, hot);
     let providerHost: ProviderHost | undefined;
     const users = createUserService({
       db,
@@ -82,7 +91,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       },
       rolesFilter: usersHoldingRole,
       // A suspended or deleted user's sessions, grants and tokens end at once.
-      onAccessRevoked: (userId) => providerHost!.revokeAccount(userId),
+      onAccessRevoked: (userId, context) => providerHost!.revokeAccount(userId, context?.reason, { tenantId: context?.tenantId }),
       forgetRoles: (trx, userId) => rbacQueries.forgetSubject(trx, 'user', userId),
       passwordPolicy: async (tenantId) => (await tenants.get(tenantId)).policies.password,
     });
@@ -95,7 +104,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       views,
       issuer: config.issuer,
       hot,
-      onAccessRevoked: (userId) => providerHost!.revokeAccount(userId),
+      onAccessRevoked: (userId, context) => providerHost!.revokeAccount(userId, context?.reason, { tenantId: context?.tenantId }),
     });
     const maxSignedTokenLifetimeSeconds = Math.max(config.ttl.idToken, config.ttl.accessToken, config.ttl.clientCredentials) + 60;
     const keys = createKeyService({ db, hot, keyEncryptionKey: secrets.keyEncryptionKey, maxSignedTokenLifetimeSeconds });
@@ -110,16 +119,25 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       db,
       providerSessionAccount: (sid) => providerHost!.sessionAccount(sid),
       endProviderSession: (sid) => providerHost!.endSession(sid),
+      revokeProviderSessionGrants: (sid) => providerHost!.revokeSessionGrants(sid),
+      hot,
+      policy: async (tenantId) => (await tenants.policies(tenantId)).sessions,
+      maxSessionSeconds: config.ttl.session,
+      now: options.now,
     });
+    const sessionPolicy = createSessionPolicyHooks({ sessions, users });
     const identities = createIdentityLinkService({ db });
-    providerHost = new ProviderHost({ config, cookieKeys: secrets.cookieKeys, db, hot, log, clients, users, apis, rbac, loginTenant, keys, views, sessionActivity: sessions });
+    providerHost = new ProviderHost({ config, cookieKeys: secrets.cookieKeys, db, hot, log, clients, users, apis, rbac, loginTenant, keys, views, sessionActivity: sessions, sessionPolicy, revocationBus: revocations });
     await keys.ensureKeys();
     // The admin API is an API resource of this provider; the platform tenant's system roles use it.
     await apis.ensure({ identifier: adminApi, name: 'Admin API', scopes: ADMIN_API_PERMISSIONS });
+    // Granted through RBAC to the machine clients of resource servers that read the revocation stream.
+    await apis.ensure({ identifier: adminApi, name: 'Admin API', scopes: [REVOCATIONS_READ] });
     await tenants.ensurePlatformRoles(DEFAULT_TENANT_ID);
+    const stopSessionPurge = options.serve ? startSessionPurge(sessions, log, config.purgeIntervalSeconds) : () => {};
     if (options.serve) {
       announceMailTransport(config, log);
-      await Promise.all([clients.start(), apis.start()]);
+      await Promise.all([clients.start(), apis.start(), tenants.start()]);
       await ensureAccountConsoleClient(clients, config.issuer);
       await providerHost.start();
     }
@@ -144,7 +162,10 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       providerHost,
       mailer,
       credentials,
+      revocations,
       async close() {
+        stopSessionPurge();
+        revocations.close();
         // Mail still on its way gets a moment to leave.
         await Promise.race([mailer.idle(), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
         mailer.close();

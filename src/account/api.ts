@@ -10,6 +10,7 @@ import type { User, UserProfileInput } from '../users/service.ts';
 import { ConflictError, DomainError, TooManyAttemptsError, ValidationError } from '../errors.ts';
 import { problem } from '../http/errors.ts';
 import type { AccountService } from './service.ts';
+import { sessionView } from '../sessions/view.ts';
 import type { AccountPrincipal } from './bearer.ts';
 
 export interface AccountApiDependencies {
@@ -139,18 +140,7 @@ export function accountApiRoutes(deps: AccountApiDependencies): Router {
   router.get('/sessions', async (ctx) => {
     const sessions = await account.sessions(me(ctx).tenantId, me(ctx).userId, me(ctx).sessionUid);
     ctx.body = {
-      items: sessions.map((session) => ({
-        id: session.id,
-        browser: session.browser,
-        os: session.os,
-        device: session.device,
-        ip: session.ip,
-        clientIds: session.clientIds,
-        amr: session.amr,
-        current: session.current,
-        createdAt: session.createdAt.toISOString(),
-        lastActiveAt: session.lastActiveAt.toISOString(),
-      })),
+      items: sessions.map((session) => ({ ...sessionView(session), current: session.current })),
     };
   });
 
@@ -159,6 +149,12 @@ export function accountApiRoutes(deps: AccountApiDependencies): Router {
     if (!me(ctx).sessionUid) throw new ConflictError('this token does not name the session it was issued in, so the others cannot be told apart; end them one by one');
     const ended = await account.endOtherSessions(me(ctx).tenantId, me(ctx).userId, me(ctx).sessionUid);
     ctx.body = { ended };
+  });
+
+  // Every session, the one of this token included: its refresh token and this access token's
+  // grant end too.
+  router.post('/sessions/end-all', async (ctx) => {
+    ctx.body = { ended: await account.endAllSessions(me(ctx).tenantId, me(ctx).userId, me(ctx).sessionUid) };
   });
 
   router.delete('/sessions/:id', async (ctx) => {

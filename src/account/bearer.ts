@@ -39,6 +39,7 @@ export function accountBearerResolver(deps: AccountBearerDependencies) {
   async function jwtSubject(token: string): Promise<TokenSubject | undefined> {
     try {
       const { payload } = await jwtVerify(token, deps.providerHost.verificationKeys, { issuer: deps.issuer, audience: deps.adminApi, typ: 'at+jwt' });
+      if (await deps.providerHost.revocation.isDenied(payload.jti)) return undefined;
       const clientId = String(payload.client_id ?? '');
       return {
         accountId: payload.sub && payload.sub !== clientId ? payload.sub : undefined,

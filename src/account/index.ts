@@ -18,6 +18,7 @@ export function accountRouters(runtime: Runtime): { pages: Router; api: Router }
     credentials: runtime.credentials,
     hot: runtime.hot,
     issuerLabel: new URL(config.issuer).host,
+    revokeUserAccess: (tenantId, userId, keepSessionUid) => providerHost.revokeAccount(userId, 'password_changed', { tenantId, keepSessionUid }),
   });
   return {
     pages: accountRoutes({ issuer: config.issuer, account, providerHost, users, tenants, hot: runtime.hot, views: runtime.views, csrfKey: runtime.secrets.cookieKeys[0] }),

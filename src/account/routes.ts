@@ -294,6 +294,14 @@ export function accountRoutes(deps: AccountRouteDependencies): Router {
     done(ctx, '/account/sessions', 'otherSessionsEnded');
   });
 
+  router.post('/sessions/end-all', signedIn, async (ctx) => {
+    const { session } = signed(ctx);
+    await account.endAllSessions(session.tenantId, session.userId, session.sid);
+    await sessions.end(ctx);
+    ctx.status = 303;
+    ctx.redirect('/account/signed-out');
+  });
+
   router.post('/sessions/:id/end', signedIn, async (ctx) => {
     const { session } = signed(ctx);
     const list = await account.sessions(session.tenantId, session.userId, session.sid);

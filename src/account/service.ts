@@ -21,6 +21,9 @@ export interface AccountServiceDependencies {
   hot: HotStore;
   // The TOTP issuer label when the tenant has no display name of its own.
   issuerLabel: string;
+  // The one revocation path (ProviderHost.revokeAccount): every session but `keepSessionUid`, every
+  // grant and refresh token (offline ones too), outstanding JWT access tokens, back-channel logout.
+  revokeUserAccess?(tenantId: string, userId: string, keepSessionUid?: string): Promise<void>;
 }
 
 export interface CurrentSession extends DeviceSession {
@@ -90,6 +93,7 @@ export function createAccountService(deps: AccountServiceDependencies) {
           throw error;
         }
       }, () => true);
+      await deps.revokeUserAccess?.(tenantId, userId, options.currentSid);
       await endOtherSessions(tenantId, userId, options.currentSid);
     },
 
@@ -132,6 +136,11 @@ export function createAccountService(deps: AccountServiceDependencies) {
 
     endSession(tenantId: string, userId: string, sessionId: string): Promise<void> {
       return sessions.end(tenantId, userId, sessionId);
+    },
+
+    // Signs out everywhere, the session acting included.
+    endAllSessions(tenantId: string, userId: string, currentSid?: string): Promise<number> {
+      return sessions.endAll(tenantId, userId, { sid: currentSid });
     },
 
     endOtherSessions,

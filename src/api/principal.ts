@@ -49,6 +49,8 @@ export function principalResolver(deps: PrincipalDependencies) {
     } catch {
       throw new UnauthorizedError('the access token is invalid or expired');
     }
+    // Revoked before it expired (its session ended, its user suspended, its grant revoked).
+    if (await deps.providerHost.revocation.isDenied(payload.jti)) throw new UnauthorizedError('the access token has been revoked');
     const clientId = String(payload.client_id ?? '');
     const isClientToken = payload.sub === clientId;
     const subjectType: SubjectType = isClientToken ? 'client' : 'user';

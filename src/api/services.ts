@@ -5,6 +5,7 @@ import type { ApiResourceService } from '../oidc/api-resources.ts';
 import type { UserService } from '../users/service.ts';
 import type { MfaService } from '../mfa/service.ts';
 import type { CredentialService } from '../credentials/service.ts';
+import type { SessionService } from '../sessions/service.ts';
 
 // What the admin API's handlers may call: services, never tables.
 export interface ApiServices {
@@ -15,5 +16,6 @@ export interface ApiServices {
   users: UserService;
   mfa: MfaService;
   credentials: CredentialService;
+  sessions: SessionService;
   adminApi: string;
 }

@@ -43,7 +43,7 @@ export interface CredentialServiceDependencies {
   // Base URL of the links in mails.
   issuer: string;
   // Ends every session, grant and token of the user (after a reset: the old password may be known).
-  onAccessRevoked(userId: string): Promise<void>;
+  onAccessRevoked(userId: string, context?: { tenantId: string; reason: 'password_reset' }): Promise<void>;
 }
 
 export interface PasswordState {
@@ -198,7 +198,7 @@ export function createCredentialService(deps: CredentialServiceDependencies) {
       if (!done) return 'invalid';
       // The mail reached its owner: the address is proven, if it is still the user's.
       if (found.email) await users.markEmailVerified(found.tenant_id, found.user_id, found.email);
-      await deps.onAccessRevoked(found.user_id);
+      await deps.onAccessRevoked(found.user_id, { tenantId: found.tenant_id, reason: 'password_reset' });
       const user = await users.get(found.tenant_id, found.user_id);
       notifyPasswordChanged(await tenants.get(found.tenant_id), user, locale ?? user.locale);
       return 'ok';
@@ -216,7 +216,7 @@ export function createCredentialService(deps: CredentialServiceDependencies) {
       if (mode !== 'temporary') throw new ValidationError("mode must be 'email' or 'temporary'", { mode: "one of 'email', 'temporary'" });
       const temporaryPassword = generateTemporaryPassword(tenant.policies.password);
       await users.setPassword(tenantId, userId, temporaryPassword, { mustChange: true });
-      await deps.onAccessRevoked(userId);
+      await deps.onAccessRevoked(userId, { tenantId, reason: 'password_reset' });
       return { temporaryPassword };
     },
 

@@ -62,7 +62,10 @@ export function createNextStep(deps: InteractionDependencies, states: LoginState
       }
 
       await states.clear(uid);
-      const result = { login: { accountId: user.id, ...assuranceOf(state.amr) } };
+      // The tenant's session policy: concurrent-session limit, remember-me (src/sessions).
+      const admission = await deps.sessions?.admitLogin({ tenantId: tenant.id, userId: user.id, priorSid: interaction.session?.uid, priorAccountId: interaction.session?.accountId });
+      if (admission && !admission.allowed) return views.page(ctx, 'login-session-limit.njk', { uid, max: tenant.policies.sessions.maxConcurrent }, 403);
+      const result = { login: { accountId: user.id, ...assuranceOf(state.amr), ...(admission && { remember: admission.remember }) } };
       const redirectTo = await deps.providerHost.provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
       ctx.status = 303;
       ctx.redirect(redirectTo);

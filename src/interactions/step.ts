@@ -11,6 +11,7 @@ import type { HotStore } from '../store/hot-store.ts';
 import type { MfaService } from '../mfa/service.ts';
 import type { CredentialService } from '../credentials/service.ts';
 import type { LoginState } from './state.ts';
+import type { SessionService } from '../sessions/service.ts';
 
 export interface InteractionDependencies {
   providerHost: ProviderHost;
@@ -24,6 +25,8 @@ export interface InteractionDependencies {
   hot: HotStore;
   csrfKey: string;
   interactionTtlSeconds: number;
+  // Session policy at sign-in completion (src/sessions): concurrent-session limit, remember-me.
+  sessions?: Pick<SessionService, 'admitLogin'>;
 }
 
 export type Details = Awaited<ReturnType<Provider['interactionDetails']>>;

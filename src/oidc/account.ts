@@ -2,6 +2,7 @@ import type { FindAccount } from 'oidc-provider';
 import type { User, UserService } from '../users/service.ts';
 
 import { isUuid } from '../ids.ts';
+import { userOfRequest } from './request-user.ts';
 
 // The standard claims of a user (OpenID Connect Core 5.1); oidc-provider releases those the
 // granted scopes and claims requests allow. Absent values are left out, never sent as null.
@@ -33,9 +34,9 @@ export function standardClaims(user: User): Record<string, unknown> {
 // Only active, non-deleted users are found: a suspended or deleted user's refresh tokens, userinfo
 // calls and sessions are refused from the moment the change commits.
 export function createAccountFinder(users: UserService): FindAccount {
-  return async (_ctx, sub) => {
+  return async (ctx, sub) => {
     if (!isUuid(sub)) return undefined;
-    const user = await users.findById(sub);
+    const user = await userOfRequest(ctx, users, sub);
     if (!user) return undefined;
     return {
       accountId: user.id,

@@ -5,7 +5,7 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { Logger } from 'pino';
 import type { HotStore } from '../store/hot-store.ts';
 import type { Database } from '../store/database.ts';
-import { DURABLE_CACHE_SECONDS, REFRESH_TOKEN_LENGTH, consumableModels, durableModels, grantableModels, hotKeys } from './model-storage.ts';
+import { DURABLE_CACHE_SECONDS, REFRESH_TOKEN_LENGTH, consumableModels, durableModels, grantableModels, hotKeys, uncachedModels } from './model-storage.ts';
 import { durablePayloads } from './durable-payloads.ts';
 
 export interface AdapterDependencies {
@@ -91,26 +91,25 @@ class DurableAdapter implements Adapter {
   #deps: AdapterDependencies;
   #rows: ReturnType<typeof durablePayloads>;
   #consumable: boolean;
+  #cached: boolean;
 
   constructor(model: string, deps: AdapterDependencies) {
     this.#model = model;
     this.#deps = deps;
     this.#rows = durablePayloads(deps.db, model);
     this.#consumable = consumableModels.has(model);
+    this.#cached = !uncachedModels.has(model);
   }
 
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
     await this.#rows.upsert(id, payload, expiresIn);
-    await this.#cache(() =>
-      Promise.all([
-        this.#deps.hot.set(hotKeys.record(this.#model, id), JSON.stringify(payload), Math.min(expiresIn, DURABLE_CACHE_SECONDS)),
-        payload.grantId ? this.#deps.hot.addToSet(hotKeys.grant(payload.grantId), `${this.#model}:${id}`, expiresIn) : null,
-      ]),
-    );
+    if (!this.#cached) return;
+    await this.#cache(() => this.#deps.hot.set(hotKeys.record(this.#model, id), JSON.stringify(payload), Math.min(expiresIn, DURABLE_CACHE_SECONDS)));
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
     if (this.#model === 'RefreshToken' && id.length !== REFRESH_TOKEN_LENGTH) return undefined;
+    if (!this.#cached) return (await this.#rows.find(id))?.payload;
     const hot = this.#deps.hot;
     const cached = await this.#cache(() =>
       Promise.all([
@@ -150,7 +149,7 @@ class DurableAdapter implements Adapter {
   // written by a concurrent find() that read the row just before this update.
   async consume(id: string): Promise<void> {
     const consumedAt = await this.#rows.consume(id);
-    if (consumedAt) {
+    if (consumedAt && this.#cached) {
       await this.#cache(() =>
         this.#deps.hot.setIfAbsent(hotKeys.consumed(this.#model, id), String(consumedAt), DURABLE_CACHE_SECONDS * 2),
       );
@@ -159,12 +158,12 @@ class DurableAdapter implements Adapter {
 
   async destroy(id: string): Promise<void> {
     await this.#rows.destroy(id);
-    await this.#cache(() => this.#deps.hot.delete(hotKeys.record(this.#model, id)));
+    if (this.#cached) await this.#cache(() => this.#deps.hot.delete(hotKeys.record(this.#model, id)));
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
     const ids = await this.#rows.destroyByGrantId(grantId);
-    await this.#cache(() => this.#deps.hot.delete(...ids.map((id) => hotKeys.record(this.#model, id))));
+    if (this.#cached) await this.#cache(() => this.#deps.hot.delete(...ids.map((id) => hotKeys.record(this.#model, id))));
   }
 
   async #cache<T>(operation: () => Promise<T>): Promise<T | undefined> {

@@ -14,6 +14,9 @@ import type { Views } from '../http/views.ts';
 import { CLIENT_AUTH_METHODS } from '../clients/service.ts';
 import { createAccountFinder } from './account.ts';
 import { REFRESH_TOKEN_BITS } from './model-storage.ts';
+import { actClaimsOf } from './token-exchange.ts';
+import { userOfRequest } from './request-user.ts';
+import type { SessionPolicyHooks } from '../sessions/provider-hooks.ts';
 
 interface Subject {
   tenantId: string;
@@ -37,6 +40,11 @@ export interface ConfigurationDependencies {
   users: UserService;
   apis: ApiResourceService;
   views: Views;
+  // Told of every JWT access token before it is signed (src/oidc/revocation.ts records its jti
+  // under its grant, so revoking the grant can deny it).
+  onJwtAccessToken?(token: { grantId?: string; jti: string; exp: number }): Promise<void>;
+  // The tenant's session policy (src/sessions/provider-hooks.ts): idle and absolute limits, remember-me.
+  sessionPolicy?: SessionPolicyHooks;
 }
 
 const ASYMMETRIC_ALGS = ['RS256', 'PS256', 'ES256', 'EdDSA'];
@@ -61,7 +69,7 @@ export function buildConfiguration(deps: ConfigurationDependencies): Configurati
     const resolving = (async (): Promise<SubjectAccess | undefined> => {
       let subject: Subject | undefined;
       if (account) {
-        const user = await deps.users.findById(account);
+        const user = await userOfRequest(ctx, deps.users, account);
         subject = user ? { tenantId: user.tenantId, type: 'user', id: user.id } : undefined;
       } else {
         const record = await clients.get(client!.clientId);
@@ -187,20 +195,34 @@ export function buildConfiguration(deps: ConfigurationDependencies): Configurati
       if (!('resourceServer' in token) || !token.resourceServer) return undefined;
       const accountId = 'accountId' in token ? token.accountId : undefined;
       const resolved = await accessOf(ctx, accountId ? undefined : { clientId: token.clientId! }, accountId);
-      return resolved && { tenant_id: resolved.subject.tenantId, roles: resolved.access.roles };
+      // A token issued by token exchange also names who acts for the user (RFC 8693 `act`).
+      return resolved && { tenant_id: resolved.subject.tenantId, roles: resolved.access.roles, ...actClaimsOf(token) };
     },
     formats: {
       bitsOfOpaqueRandomness: (_ctx, token) => (token.kind === 'RefreshToken' ? REFRESH_TOKEN_BITS : 256),
+      customizers: {
+        jwt: async (_ctx, token, jwt) => {
+          const { jti, exp } = jwt.payload as { jti?: string; exp?: number };
+          const grantId = 'grantId' in token ? (token.grantId as string | undefined) : undefined;
+          if (jti && exp) await deps.onJwtAccessToken?.({ grantId, jti, exp });
+        },
+      },
     },
-    // Rotate on every use; presenting a rotated-out token revokes the whole grant.
-    rotateRefreshToken: () => true,
+    // Rotate on every use; presenting a rotated-out token revokes the whole grant, unless its own
+    // client presents it again within the reuse grace window (src/oidc/revocation-hooks.ts).
+    // (The session policy's refresh check runs here: after the token and client are verified,
+    // before anything is issued.)
+    rotateRefreshToken: async (ctx) => {
+      await deps.sessionPolicy?.checkRefresh(ctx);
+      return true;
+    },
     ttl: {
       AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.ttl.accessToken,
       AuthorizationCode: config.ttl.authorizationCode,
       ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.ttl.clientCredentials,
       IdToken: config.ttl.idToken,
       RefreshToken: config.ttl.refreshToken,
-      Session: config.ttl.session,
+      Session: (ctx) => Math.min(deps.sessionPolicy?.sessionTtl(ctx) ?? config.ttl.session, config.ttl.session),
       Grant: config.ttl.grant,
       Interaction: config.ttl.interaction,
       DeviceCode: 600,
@@ -243,9 +265,14 @@ function tenantAwarePolicy(deps: ConfigurationDependencies) {
       if (!accountId) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
       const wanted = await deps.loginTenant(ctx.oidc.params?.client_id, ctx.oidc.params?.tenant);
       if (wanted.kind === 'open') return interactionPolicy.Check.NO_NEED_TO_PROMPT;
-      const user = await deps.users.findById(accountId);
+      const user = await userOfRequest(ctx, deps.users, accountId);
       return user && wanted.kind === 'fixed' && user.tenantId === wanted.tenantId ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT;
     }),
+  );
+  login.checks.add(
+    new interactionPolicy.Check('session_policy_expired', 'the session passed the tenant’s idle timeout or absolute lifetime', 'login_required', async (ctx) =>
+      (await deps.sessionPolicy?.loginRequired(ctx)) ? interactionPolicy.Check.REQUEST_PROMPT : interactionPolicy.Check.NO_NEED_TO_PROMPT,
+    ),
   );
   login.checks.add(
     new interactionPolicy.Check('acr_step_up', 'the session does not meet the requested assurance level', (ctx) => {

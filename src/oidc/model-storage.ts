@@ -7,6 +7,10 @@ export const durableModels = new Set([
   'InitialAccessToken',
 ]);
 
+// Durable models read straight from PostgreSQL, never cached in the hot store: a refresh token is
+// read once per rotation and replaced, so a cached copy would cost a write and save no read.
+export const uncachedModels = new Set(['RefreshToken']);
+
 // Models whose `consume()` must be atomic and visible to every later `find()`.
 export const consumableModels = new Set([
   'AuthorizationCode',

@@ -19,9 +19,14 @@ import { KEYS_CHANGED_CHANNEL } from '../keys/service.ts';
 import { digestsEqual, sha256Hex } from '../security/crypto.ts';
 import { publicPartOf } from '../security/jwk.ts';
 import { buildConfiguration } from './configuration.ts';
-import { createAdapterFactory, revokeGrantEverywhere } from './adapter.ts';
-import { accountPayloads } from './durable-payloads.ts';
+import type { SessionPolicyHooks } from '../sessions/provider-hooks.ts';
+import { createAdapterFactory } from './adapter.ts';
 import { rfc6749ClientErrors } from './rfc6749-errors.ts';
+import { createRevocation, type Revocation, type RevocationReason, type RevokeUserOptions } from './revocation.ts';
+import { installRevocationHooks } from './revocation-hooks.ts';
+import type { RevocationBus } from '../events/revocation-bus.ts';
+import { registerTokenExchange } from './token-exchange.ts';
+import { userOfRequest } from './request-user.ts';
 
 export interface ProviderHostDependencies {
   config: Config;
@@ -38,11 +43,17 @@ export interface ProviderHostDependencies {
   views: Views;
   // Device sessions (src/sessions): told when a sign-in completes and when a session is used again.
   sessionActivity?: SessionActivity;
+  // Revocation events for resource servers (src/events/revocation-bus.ts).
+  revocationBus?: RevocationBus;
+  // The tenant's session policy as oidc-provider asks for it (src/sessions/provider-hooks.ts).
+  sessionPolicy?: SessionPolicyHooks;
 }
 
 export interface SessionActivity {
   record(signIn: { tenantId: string; userId: string; sid: string; clientId?: string; userAgent?: string; ip?: string; amr?: string[] }): Promise<void>;
   touch(tenantId: string, sid: string): Promise<void>;
+  // The provider session `sid` was ended by a revocation (sign-out elsewhere, suspension...).
+  ended(tenantId: string, sid: string): Promise<void>;
 }
 
 interface Built {
@@ -58,6 +69,7 @@ export class ProviderHost {
   #current?: Built;
   #adapterFor: (model: string) => Adapter;
   #rebuilding?: Promise<void>;
+  #revocation: Revocation;
 
   constructor(deps: ProviderHostDependencies) {
     this.#deps = deps;
@@ -70,6 +82,22 @@ export class ProviderHost {
       if (!adapter) adapters.set(model, (adapter = storage(model)));
       return adapter;
     };
+    this.#revocation = createRevocation({
+      db: deps.db,
+      hot: deps.hot,
+      log: deps.log,
+      adapterFor: this.#adapterFor,
+      provider: () => this.#current?.provider,
+      tenantOf: async (userId) => (await deps.users.findById(userId))?.tenantId,
+      bus: deps.revocationBus,
+      onSessionEnded: async (tenantId, sid) => deps.sessionActivity?.ended(tenantId, sid),
+    });
+  }
+
+  // The one revocation path (src/oidc/revocation.ts): sessions, grants, denied JWTs, back-channel
+  // logout and events.
+  get revocation(): Revocation {
+    return this.#revocation;
   }
 
   get provider(): Provider {
@@ -95,16 +123,8 @@ export class ProviderHost {
   // issued, in both stores (refresh tokens, and the access tokens and codes only the hot store
   // holds), and every session, through the adapters so no cached copy survives. findAccount
   // refusing the account covers whatever a request in flight creates meanwhile.
-  async revokeAccount(accountId: string): Promise<void> {
-    const rows = await accountPayloads(this.#deps.db, accountId);
-    const grantIds = new Set<string>();
-    for (const row of rows) {
-      if (row.grantId) grantIds.add(row.grantId);
-      for (const grantId of row.sessionGrantIds) grantIds.add(grantId);
-    }
-    await Promise.all([...grantIds].map((grantId) => revokeGrantEverywhere(this.#adapterFor, grantId)));
-    const leftovers = rows.filter((row) => row.model === 'Session' || (row.model === 'RefreshToken' && !row.grantId));
-    await Promise.all(leftovers.map((row) => this.#adapterFor(row.model).destroy(row.id)));
+  async revokeAccount(accountId: string, reason: RevocationReason = 'access_revoked', options: RevokeUserOptions = {}): Promise<void> {
+    await this.#revocation.revokeUser(accountId, reason, options);
   }
 
   // The account a provider session (by its uid, stable for the session's life) belongs to, while
@@ -116,13 +136,23 @@ export class ProviderHost {
 
   // Ends one provider session: every grant made in it with all it issued (refresh tokens, access
   // tokens, codes), then the session itself, through the adapters so no cached copy survives.
-  async endSession(sessionUid: string): Promise<void> {
+  // Clients that registered a back-channel logout URI are told.
+  async endSession(sessionUid: string, reason: RevocationReason = 'session_ended'): Promise<void> {
+    await this.#revocation.revokeSession(sessionUid, reason);
+  }
+
+  // Revokes every grant made in one provider session (its tokens die) and keeps the session: a
+  // sign-in starting again in it (its idle or absolute limit passed) must not revive old tokens.
+  async revokeSessionGrants(sessionUid: string): Promise<void> {
     const payload = await this.#adapterFor('Session').findByUid(sessionUid);
-    if (!payload?.jti) return;
+    if (payload) await this.#revokeSessionGrants(payload);
+  }
+
+  async #revokeSessionGrants(payload: AdapterPayload): Promise<void> {
     const authorizations = Object.values((payload.authorizations ?? {}) as Record<string, { grantId?: unknown }>);
     const grantIds = authorizations.map((authorization) => authorization.grantId).filter((grantId): grantId is string => typeof grantId === 'string');
-    await Promise.all(grantIds.map((grantId) => revokeGrantEverywhere(this.#adapterFor, grantId)));
-    await this.#adapterFor('Session').destroy(payload.jti);
+    const context = { reason: 'session_ended' as const, userId: payload.accountId as string | undefined };
+    await Promise.all(grantIds.map((grantId) => this.#revocation.revokeGrant(grantId, context)));
   }
 
   readonly middleware: Middleware = (ctx, next) => {
@@ -176,7 +206,10 @@ export class ProviderHost {
       rbac: this.#deps.rbac,
       loginTenant: this.#deps.loginTenant,
       views: this.#deps.views,
+      sessionPolicy: this.#deps.sessionPolicy,
+      onJwtAccessToken: (token) => this.#revocation.recordAccessToken(token),
     });
+    const resourceServerInfo = configuration.features!.resourceIndicators!.getResourceServerInfo!;
     const provider = new Provider(config.issuer, configuration);
     provider.proxy = config.trustedProxies.length > 0;
     // Stored client secrets are SHA-256 digests: compare the digest of what the client sent.
@@ -189,6 +222,25 @@ export class ProviderHost {
     );
     provider.use(rfc6749ClientErrors(config.issuer));
     this.#trackSessions(provider);
+    installRevocationHooks(provider, {
+      revocation: this.#revocation,
+      log,
+      issuer: config.issuer,
+      refreshReuseGraceSeconds: config.refreshTokenReuseGraceSeconds,
+      verificationKeys: () => this.verificationKeys,
+    });
+    registerTokenExchange(provider, {
+      issuer: config.issuer,
+      adminApi: `${config.issuer}/api`,
+      users: this.#deps.users,
+      apis: this.#deps.apis,
+      clients: this.#deps.clients,
+      rbac: this.#deps.rbac,
+      log,
+      verificationKeys: () => this.verificationKeys,
+      isRevokedJti: (jti) => this.#revocation.isDenied(jti),
+      resourceServerInfo: (ctx, indicator, client) => Promise.resolve(resourceServerInfo(ctx, indicator, client as never)),
+    });
     const publicKeys = jwks.keys.map(publicPartOf);
     return { provider, middleware: compose(provider.middleware), version, verificationKeys: createLocalJWKSet({ keys: publicKeys as never }) };
   }
@@ -209,7 +261,7 @@ export class ProviderHost {
       const accountId = session?.accountId;
       if (!session || !accountId) return;
       track(ctx, async () => {
-        const user = await users.findById(accountId);
+        const user = await userOfRequest(ctx, users, accountId);
         if (!user) return;
         await activity.record({
           tenantId: user.tenantId,
@@ -228,7 +280,7 @@ export class ProviderHost {
       const { sessionUid, accountId } = token ?? {};
       if (!sessionUid || !accountId) return;
       track(ctx, async () => {
-        const user = await users.findById(accountId);
+        const user = await userOfRequest(ctx, users, accountId);
         if (user) await activity.touch(user.tenantId, sessionUid);
       });
     });

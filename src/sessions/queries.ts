@@ -1,6 +1,7 @@
 // The user_sessions table. Every function takes a transaction from withTenant (row-level security
 // confines it to the tenant; the explicit tenant_id filters are there for the indexes).
 import type { TenantTransaction } from '../store/tenant-scope.ts';
+import type { Database } from '../store/database.ts';
 
 export interface UserSessionRow {
   id: string;
@@ -19,7 +20,18 @@ export interface UserSessionRow {
   ended_at: Date | null;
 }
 
-export type NewUserSessionRow = Omit<UserSessionRow, 'created_at' | 'last_active_at' | 'ended_at'>;
+export type NewUserSessionRow = Omit<UserSessionRow, 'ended_at'>;
+
+export interface TenantSessionFilter {
+  userId?: string;
+  clientId?: string;
+  ip?: string;
+  createdAfter?: Date;
+  lastActiveAfter?: Date;
+  // Rows last active before this or created before that count as expired (policy and session TTL).
+  activeSince: Date;
+  createdSince?: Date;
+}
 
 const COLUMNS = ['id', 'tenant_id', 'user_id', 'sid', 'client_ids', 'user_agent', 'browser', 'os', 'device', 'ip', 'amr', 'created_at', 'last_active_at', 'ended_at'];
 
@@ -38,14 +50,36 @@ export const sessionQueries = {
         device: trx.raw('excluded.device'),
         ip: trx.raw('excluded.ip'),
         amr: trx.raw('excluded.amr'),
-        last_active_at: trx.fn.now(),
+        last_active_at: trx.raw('excluded.last_active_at'),
       })
       .where('user_sessions.user_id', row.user_id)
       .whereNull('user_sessions.ended_at');
   },
 
-  async touch(trx: TenantTransaction, tenantId: string, sid: string): Promise<void> {
-    await trx('user_sessions').where({ tenant_id: tenantId, sid }).whereNull('ended_at').update({ last_active_at: trx.fn.now() });
+  // At most one write a minute per session: rows touched since `staleBefore` are left alone.
+  async touch(trx: TenantTransaction, tenantId: string, sid: string, now: Date, staleBefore: Date): Promise<void> {
+    await trx('user_sessions').where({ tenant_id: tenantId, sid }).whereNull('ended_at').where('last_active_at', '<', staleBefore).update({ last_active_at: now });
+  },
+
+  findOpenBySidAnyUser(trx: TenantTransaction, tenantId: string, sid: string): Promise<UserSessionRow | undefined> {
+    return trx('user_sessions').where({ tenant_id: tenantId, sid }).whereNull('ended_at').first(COLUMNS);
+  },
+
+  // A new sign-in in the same provider session (the old one had expired): the row starts again.
+  async restart(trx: TenantTransaction, tenantId: string, id: string, now: Date): Promise<void> {
+    await trx('user_sessions').where({ tenant_id: tenantId, id }).whereNull('ended_at').update({ created_at: now, last_active_at: now, client_ids: '{}' });
+  },
+
+  // Keyset page of a tenant's open sessions, oldest sign-in first.
+  listTenant(trx: TenantTransaction, tenantId: string, filter: TenantSessionFilter, limit: number, after?: { createdAt: Date; id: string }): Promise<UserSessionRow[]> {
+    const query = tenantFilter(trx, tenantId, filter).orderBy([{ column: 'created_at' }, { column: 'id' }]).limit(limit).select(COLUMNS);
+    if (after) query.whereRaw('(created_at, id) > (?, ?)', [after.createdAt, after.id]);
+    return query;
+  },
+
+  async countTenant(trx: TenantTransaction, tenantId: string, filter: TenantSessionFilter): Promise<number> {
+    const row = await tenantFilter(trx, tenantId, filter).count({ count: '*' }).first();
+    return Number(row?.count ?? 0);
   },
 
   listOpen(trx: TenantTransaction, tenantId: string, userId: string): Promise<UserSessionRow[]> {
@@ -64,8 +98,39 @@ export const sessionQueries = {
     return trx('user_sessions').where({ tenant_id: tenantId, user_id: userId, sid }).whereNull('ended_at').first(COLUMNS);
   },
 
-  async markEnded(trx: TenantTransaction, tenantId: string, ids: string[]): Promise<void> {
+  async markEnded(trx: TenantTransaction, tenantId: string, ids: string[], now: Date): Promise<void> {
     if (!ids.length) return;
-    await trx('user_sessions').where({ tenant_id: tenantId }).whereIn('id', ids).whereNull('ended_at').update({ ended_at: trx.fn.now() });
+    await trx('user_sessions').where({ tenant_id: tenantId }).whereIn('id', ids).whereNull('ended_at').update({ ended_at: now });
   },
 };
+
+function tenantFilter(trx: TenantTransaction, tenantId: string, filter: TenantSessionFilter) {
+  const query = trx('user_sessions').where({ tenant_id: tenantId }).whereNull('ended_at').where('last_active_at', '>=', filter.activeSince);
+  if (filter.createdSince) query.where('created_at', '>=', filter.createdSince);
+  if (filter.userId) query.where('user_id', filter.userId);
+  if (filter.clientId) query.whereRaw('? = ANY(client_ids)', [filter.clientId]);
+  if (filter.ip) query.where('ip', filter.ip);
+  if (filter.createdAfter) query.where('created_at', '>', filter.createdAfter);
+  if (filter.lastActiveAfter) query.where('last_active_at', '>', filter.lastActiveAfter);
+  return query;
+}
+
+// Maintenance across tenants (the database owner, outside row-level security, like the purge of
+// oidc records): ended rows and rows idle longer than any provider session can live, in bounded
+// batches. Returns how many went.
+export async function purgeSessionRows(db: Database, staleBefore: Date, batchSize = 1000, maxBatches = 20): Promise<number> {
+  let removed = 0;
+  for (let batch = 0; batch < maxBatches; batch++) {
+    const result = await db.raw(
+      `DELETE FROM user_sessions WHERE id IN (
+         (SELECT id FROM user_sessions WHERE ended_at IS NOT NULL LIMIT ?)
+         UNION ALL
+         (SELECT id FROM user_sessions WHERE ended_at IS NULL AND last_active_at < ? LIMIT ?))`,
+      [batchSize, staleBefore, batchSize],
+    );
+    const count = result.rowCount ?? result.affectedRows ?? 0;
+    removed += count;
+    if (count < batchSize) break;
+  }
+  return removed;
+}

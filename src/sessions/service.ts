@@ -5,10 +5,11 @@
 // in through it lose their refresh and access tokens too.
 import { randomUUID } from 'node:crypto';
 import type { Database } from '../store/database.ts';
+import type { HotStore } from '../store/hot-store.ts';
 import { withTenant } from '../store/tenant-scope.ts';
 import { NotFoundError } from '../errors.ts';
 import { isUuid } from '../ids.ts';
-import { sessionQueries, type UserSessionRow } from './queries.ts';
+import { purgeSessionRows, sessionQueries, type UserSessionRow } from './queries.ts';
 import { deviceLabels } from './device.ts';
 
 export interface DeviceSession {
@@ -36,12 +37,54 @@ export interface SessionSignIn {
   amr?: string[];
 }
 
+// The tenant's `policies.sessions` (src/tenants/policies.ts).
+export interface SessionPolicy {
+  idleTimeoutSeconds?: number;
+  absoluteLifetimeSeconds?: number;
+  rememberMeLifetimeSeconds?: number;
+  maxConcurrent?: number;
+  onLimit: 'refuse' | 'end_oldest';
+}
+
+export type SessionExpiry = 'idle' | 'absolute';
+
+export interface LoginAdmission {
+  // The sign-in may complete; false: the concurrent-session limit refuses it.
+  allowed: boolean;
+  // A persistent session cookie (remember me), or one that ends with the browser.
+  remember: boolean;
+  // How many sessions of the user were ended to make room (end_oldest).
+  ended: number;
+}
+
+export interface TenantSessionQuery {
+  userId?: string;
+  clientId?: string;
+  ip?: string;
+  createdAfter?: Date;
+  lastActiveAfter?: Date;
+  limit?: number;
+  after?: { createdAt: Date; id: string };
+}
+
+// Written at most this often per session (a refresh every few seconds must not mean a write each).
+export const TOUCH_INTERVAL_SECONDS = 60;
+
 export interface SessionServiceDependencies {
   db: Database;
+  policy(tenantId: string): Promise<SessionPolicy>;
+  // The longest any provider session lives (ttl.Session): a row idle longer is gone for sure.
+  maxSessionSeconds: number;
+  // The clock every policy decision uses (tests move it).
+  now?: () => Date;
+  // Revokes every grant made in the provider session (its tokens die) but keeps the session.
+  revokeProviderSessionGrants(sid: string): Promise<void>;
   // The account the provider session with this uid belongs to, while it exists and has not expired.
   providerSessionAccount(sid: string): Promise<string | undefined>;
   // Destroys the provider session with this uid and revokes every grant made in it.
   endProviderSession(sid: string): Promise<void>;
+  // Spares the database a touch already made this minute (by any instance).
+  hot?: Pick<HotStore, 'setIfAbsent'>;
 }
 
 const MAX_IP = 64;
@@ -63,8 +106,43 @@ function toSession(row: UserSessionRow): DeviceSession {
   };
 }
 
+// Which limit, if any, a session has passed at `now`.
+export function expiryOf(session: { createdAt: Date; lastActiveAt: Date }, policy: SessionPolicy, now: Date): SessionExpiry | undefined {
+  const at = now.getTime();
+  if (policy.absoluteLifetimeSeconds && at - session.createdAt.getTime() >= policy.absoluteLifetimeSeconds * 1000) return 'absolute';
+  if (policy.idleTimeoutSeconds && at - session.lastActiveAt.getTime() >= policy.idleTimeoutSeconds * 1000) return 'idle';
+  return undefined;
+}
+
+// How long the provider session (and a remembered cookie) may live from `now`: the deployment's
+// session TTL, shortened by the tenant's remember-me lifetime and what is left of its absolute one.
+export function sessionTtlSeconds(policy: SessionPolicy, maxSeconds: number, createdAt: Date | undefined, now: Date): number {
+  let ttl = maxSeconds;
+  if (policy.rememberMeLifetimeSeconds) ttl = Math.min(ttl, policy.rememberMeLifetimeSeconds);
+  if (policy.absoluteLifetimeSeconds) {
+    const age = createdAt ? Math.floor((now.getTime() - createdAt.getTime()) / 1000) : 0;
+    ttl = Math.min(ttl, policy.absoluteLifetimeSeconds - age);
+  }
+  return Math.max(1, ttl);
+}
+
+const seconds = (value: number) => value * 1000;
+
+// Without an idle or absolute limit no session expires early: its row need not be read.
+const hasTimeLimits = (policy: SessionPolicy) => Boolean(policy.idleTimeoutSeconds || policy.absoluteLifetimeSeconds);
+
 export function createSessionService(deps: SessionServiceDependencies) {
   const { db } = deps;
+  const now = deps.now ?? (() => new Date());
+
+  // The row's own condition (last active over a minute ago) decides; this only skips the
+  // transaction when the session was touched in the same minute of the service's clock. A hot
+  // store that fails lets the write through.
+  async function firstTouchThisMinute(sid: string, at: Date): Promise<boolean> {
+    if (!deps.hot) return true;
+    const minute = Math.floor(at.getTime() / seconds(TOUCH_INTERVAL_SECONDS));
+    return deps.hot.setIfAbsent(`session-touch:{${sid}}:${minute}`, '1', TOUCH_INTERVAL_SECONDS * 2).catch(() => true);
+  }
 
   function notFound(id: string): NotFoundError {
     return new NotFoundError(`no active session ${String(id).slice(0, 64)} of this user`);
@@ -75,6 +153,7 @@ export function createSessionService(deps: SessionServiceDependencies) {
     async record(signIn: SessionSignIn): Promise<void> {
       if (!isUuid(signIn.tenantId) || !isUuid(signIn.userId) || !signIn.sid) return;
       const labels = deviceLabels(signIn.userAgent);
+      const at = now();
       await withTenant(db, signIn.tenantId, (trx) =>
         sessionQueries.upsert(trx, {
           id: randomUUID(),
@@ -88,6 +167,8 @@ export function createSessionService(deps: SessionServiceDependencies) {
           device: labels.device,
           ip: signIn.ip ? signIn.ip.slice(0, MAX_IP) : null,
           amr: (signIn.amr ?? []).filter((value) => typeof value === 'string').slice(0, MAX_AMR),
+          created_at: at,
+          last_active_at: at,
         }),
       );
     },
@@ -95,7 +176,19 @@ export function createSessionService(deps: SessionServiceDependencies) {
     // The session was used again (a token refreshed or a code redeemed under it).
     async touch(tenantId: string, sid: string): Promise<void> {
       if (!isUuid(tenantId) || !sid) return;
-      await withTenant(db, tenantId, (trx) => sessionQueries.touch(trx, tenantId, sid));
+      const at = now();
+      if (!(await firstTouchThisMinute(sid, at))) return;
+      const staleBefore = new Date(at.getTime() - seconds(TOUCH_INTERVAL_SECONDS));
+      await withTenant(db, tenantId, (trx) => sessionQueries.touch(trx, tenantId, sid, at, staleBefore));
+    },
+
+    // The provider session `sid` ended elsewhere (a revocation): its row leaves the active lists.
+    async ended(tenantId: string, sid: string): Promise<void> {
+      if (!isUuid(tenantId) || !sid) return;
+      await withTenant(db, tenantId, async (trx) => {
+        const row = await sessionQueries.findOpenBySidAnyUser(trx, tenantId, sid);
+        if (row) await sessionQueries.markEnded(trx, tenantId, [row.id], now());
+      });
     },
 
     // The user's sessions the provider still holds, most recently active first. Rows whose
@@ -106,9 +199,15 @@ export function createSessionService(deps: SessionServiceDependencies) {
       const owners = await Promise.all(rows.map((row) => deps.providerSessionAccount(row.sid)));
       const gone = rows.filter((_row, index) => owners[index] !== userId);
       if (gone.length) {
-        await withTenant(db, tenantId, (trx) => sessionQueries.markEnded(trx, tenantId, gone.map((row) => row.id)));
+        await withTenant(db, tenantId, (trx) => sessionQueries.markEnded(trx, tenantId, gone.map((row) => row.id), now()));
       }
-      return rows.filter((_row, index) => owners[index] === userId).map(toSession);
+      const live = rows.filter((_row, index) => owners[index] === userId);
+      // Sessions past the tenant's idle or absolute limit end here too (with their tokens).
+      const policy = await deps.policy(tenantId);
+      const at = now();
+      const expired = live.filter((row) => expiryOf(toSession(row), policy, at));
+      await endRows(tenantId, expired);
+      return live.filter((row) => !expired.includes(row)).map(toSession);
     },
 
     // Signs the user out of one session: the provider session and its grants go, the row is ended.
@@ -130,6 +229,100 @@ export function createSessionService(deps: SessionServiceDependencies) {
       return others.length;
     },
 
+    // Signs the user out everywhere, the session they act from included (named by its provider
+    // session uid too, in case its row is missing); returns how many ended.
+    async endAll(tenantId: string, userId: string, current: { sid?: string } = {}): Promise<number> {
+      if (!isUuid(tenantId) || !isUuid(userId)) return 0;
+      const rows = await withTenant(db, tenantId, (trx) => sessionQueries.listOpen(trx, tenantId, userId));
+      if (current.sid && !rows.some((row) => row.sid === current.sid) && (await deps.providerSessionAccount(current.sid)) === userId) {
+        await deps.endProviderSession(current.sid);
+      }
+      await endRows(tenantId, rows);
+      return rows.length;
+    },
+
+    // Whether the provider session `sid` has passed its tenant's idle or absolute limit. A session
+    // without a row (record() is best effort) is judged by the provider's own expiry alone.
+    async expiry(tenantId: string, sid: string): Promise<SessionExpiry | undefined> {
+      if (!isUuid(tenantId) || !sid) return undefined;
+      const policy = await deps.policy(tenantId);
+      if (!hasTimeLimits(policy)) return undefined;
+      const row = await withTenant(db, tenantId, (trx) => sessionQueries.findOpenBySidAnyUser(trx, tenantId, sid));
+      return row ? expiryOf(toSession(row), policy, now()) : undefined;
+    },
+
+    // Ends the provider session `sid` (and its tokens) when it passed a limit; says whether it did.
+    async endIfExpired(tenantId: string, sid: string): Promise<SessionExpiry | undefined> {
+      if (!isUuid(tenantId) || !sid) return undefined;
+      const policy = await deps.policy(tenantId);
+      if (!hasTimeLimits(policy)) return undefined;
+      const row = await withTenant(db, tenantId, (trx) => sessionQueries.findOpenBySidAnyUser(trx, tenantId, sid));
+      const expiry = row ? expiryOf(toSession(row), policy, now()) : undefined;
+      if (row && expiry) await endRows(tenantId, [row]);
+      return expiry;
+    },
+
+    // The provider session's lifetime from now for the tenant's policy (ttl.Session).
+    async ttlSeconds(tenantId: string, sid: string | undefined): Promise<number> {
+      const policy = await deps.policy(tenantId);
+      const row = sid && policy.absoluteLifetimeSeconds && isUuid(tenantId) ? await withTenant(db, tenantId, (trx) => sessionQueries.findOpenBySidAnyUser(trx, tenantId, sid)) : undefined;
+      return sessionTtlSeconds(policy, deps.maxSessionSeconds, row ? new Date(row.created_at) : undefined, now());
+    },
+
+    // Called when a sign-in is about to complete in the browser's provider session `priorSid`
+    // (undefined when the browser has none). Continuing an open session of the same user is not a
+    // new session; one past its limits starts again with its old tokens revoked. A new session
+    // meets the concurrent-session limit: refused, or the oldest sessions end to make room.
+    async admitLogin(input: { tenantId: string; userId: string; priorSid?: string; priorAccountId?: string }): Promise<LoginAdmission> {
+      const { tenantId, userId } = input;
+      const policy = await deps.policy(tenantId);
+      const remember = policy.rememberMeLifetimeSeconds !== 0;
+      if (input.priorSid && input.priorAccountId === userId) {
+        const prior = await withTenant(db, tenantId, (trx) => sessionQueries.findOpenBySid(trx, tenantId, userId, input.priorSid!));
+        if (prior) {
+          if (expiryOf(toSession(prior), policy, now())) {
+            await deps.revokeProviderSessionGrants(prior.sid);
+            await withTenant(db, tenantId, (trx) => sessionQueries.restart(trx, tenantId, prior.id, now()));
+          }
+          return { allowed: true, remember, ended: 0 };
+        }
+      }
+      if (!policy.maxConcurrent) return { allowed: true, remember, ended: 0 };
+      const active = await service.listActive(tenantId, userId);
+      const excess = active.length - policy.maxConcurrent + 1;
+      if (excess <= 0) return { allowed: true, remember, ended: 0 };
+      if (policy.onLimit === 'refuse') return { allowed: false, remember, ended: 0 };
+      const oldest = [...active].sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime()).slice(0, excess);
+      const rows = await withTenant(db, tenantId, (trx) => sessionQueries.listOpen(trx, tenantId, userId));
+      await endRows(tenantId, rows.filter((row) => oldest.some((session) => session.id === row.id)));
+      return { allowed: true, remember, ended: oldest.length };
+    },
+
+    // A tenant's active sessions (open, within the tenant's limits), filtered, in keyset pages.
+    async listTenant(tenantId: string, query: TenantSessionQuery): Promise<{ items: Array<DeviceSession & { userId: string }>; total: number; nextCursor?: { createdAt: Date; id: string } }> {
+      if (!isUuid(tenantId)) return { items: [], total: 0 };
+      const limit = Math.min(Math.max(query.limit ?? 50, 1), 200);
+      const filter = await activeFilter(tenantId, query);
+      const [rows, total] = await withTenant(db, tenantId, async (trx) => [
+        await sessionQueries.listTenant(trx, tenantId, filter, limit + 1, query.after),
+        await sessionQueries.countTenant(trx, tenantId, filter),
+      ] as const);
+      const page = rows.slice(0, limit).map((row) => ({ ...toSession(row), userId: row.user_id }));
+      const last = page[page.length - 1];
+      return { items: page, total, nextCursor: rows.length > limit && last ? { createdAt: last.createdAt, id: last.id } : undefined };
+    },
+
+    async countTenant(tenantId: string, query: TenantSessionQuery): Promise<number> {
+      if (!isUuid(tenantId)) return 0;
+      const filter = await activeFilter(tenantId, query);
+      return withTenant(db, tenantId, (trx) => sessionQueries.countTenant(trx, tenantId, filter));
+    },
+
+    // The bounded cleanup: ended rows, and rows idle longer than any provider session lives.
+    purge(batchSize?: number, maxBatches?: number): Promise<number> {
+      return purgeSessionRows(db, new Date(now().getTime() - seconds(deps.maxSessionSeconds)), batchSize, maxBatches);
+    },
+
     // The open session row of a provider session, for telling "this device" apart.
     async findBySid(tenantId: string, userId: string, sid: string): Promise<DeviceSession | undefined> {
       if (!isUuid(tenantId) || !isUuid(userId) || !sid) return undefined;
@@ -140,8 +333,24 @@ export function createSessionService(deps: SessionServiceDependencies) {
 
   // The provider session first: if that fails the row stays open and the user can try again.
   async function endRows(tenantId: string, rows: UserSessionRow[]): Promise<void> {
+    if (!rows.length) return;
     for (const row of rows) await deps.endProviderSession(row.sid);
-    await withTenant(db, tenantId, (trx) => sessionQueries.markEnded(trx, tenantId, rows.map((row) => row.id)));
+    await withTenant(db, tenantId, (trx) => sessionQueries.markEnded(trx, tenantId, rows.map((row) => row.id), now()));
+  }
+
+  async function activeFilter(tenantId: string, query: TenantSessionQuery) {
+    const policy = await deps.policy(tenantId);
+    const at = now().getTime();
+    const idle = Math.min(deps.maxSessionSeconds, policy.idleTimeoutSeconds ?? Infinity);
+    return {
+      userId: query.userId,
+      clientId: query.clientId,
+      ip: query.ip,
+      createdAfter: query.createdAfter,
+      lastActiveAfter: query.lastActiveAfter,
+      activeSince: new Date(at - seconds(idle)),
+      createdSince: policy.absoluteLifetimeSeconds ? new Date(at - seconds(policy.absoluteLifetimeSeconds)) : undefined,
+    };
   }
 
   return service;

@@ -21,6 +21,8 @@ export const tenantPoliciesSchema = z
       .object({
         idleTimeoutSeconds: z.number().int().positive().max(31_536_000).optional(),
         absoluteLifetimeSeconds: z.number().int().positive().max(31_536_000).optional(),
+        // How long a remembered (persistent) session cookie lives; 0: the cookie ends with the browser.
+        rememberMeLifetimeSeconds: z.number().int().min(0).max(31_536_000).optional(),
         maxConcurrent: z.number().int().positive().max(1000).optional(),
         onLimit: z.enum(['refuse', 'end_oldest']).default('end_oldest'),
       })

@@ -2,6 +2,8 @@
 import { randomUUID } from 'node:crypto';
 import { isUuid } from '../ids.ts';
 import type { Database } from '../store/database.ts';
+import type { HotStore } from '../store/hot-store.ts';
+import { BroadcastCache } from '../store/local-cache.ts';
 import type { RbacService } from '../rbac/service.ts';
 import { ConflictError, NotFoundError, ValidationError, VersionMismatchError, fieldErrors } from '../errors.ts';
 import { tenantQueries, type TenantRow } from './queries.ts';
@@ -82,8 +84,11 @@ function checkDomains(domains: string[]): string[] {
   return [...new Set(normalised)];
 }
 
-export function createTenantService(db: Database, rbac: RbacService, adminApi: () => string) {
+export function createTenantService(db: Database, rbac: RbacService, adminApi: () => string, hot: HotStore) {
   const queries = tenantQueries(db);
+  // The policies are read on hot paths (every refresh asks for the session policy); a change
+  // evicts them on every instance.
+  const policyCache = new BroadcastCache<TenantPolicies>(hot, 'tenants:changed', { max: 10_000, ttlSeconds: 60 });
 
   async function requireTenant(id: string): Promise<TenantRow> {
     const row = isUuid(id) ? await queries.find(id) : undefined;
@@ -138,6 +143,14 @@ export function createTenantService(db: Database, rbac: RbacService, adminApi: (
       return toTenant(await requireTenant(id));
     },
 
+    // The tenant's policies, cached per instance (at most a minute stale if a change notice is lost).
+    async policies(id: string): Promise<TenantPolicies> {
+      const policies = await policyCache.get(id, async () => toTenant(await requireTenant(id)).policies);
+      return policies!;
+    },
+
+    start: () => policyCache.start(),
+
     async findBySlug(slug: string): Promise<Tenant | undefined> {
       const row = await queries.findBySlug(slug);
       return row ? toTenant(row) : undefined;
@@ -166,6 +179,7 @@ export function createTenantService(db: Database, rbac: RbacService, adminApi: (
       if (input.status !== undefined) changes.status = input.status;
       const updated = await queries.update(id, expectedVersion, changes);
       if (!updated) throw new VersionMismatchError(`the tenant changed since version ${expectedVersion}; read it again`);
+      await policyCache.invalidate(id);
       return toTenant(updated);
     },
 
@@ -174,6 +188,7 @@ export function createTenantService(db: Database, rbac: RbacService, adminApi: (
       const tenant = await requireTenant(id);
       if (tenant.platform) throw new ValidationError('the platform tenant cannot be deleted');
       await queries.delete(id);
+      await policyCache.invalidate(id);
     },
   };
 }

@@ -122,7 +122,7 @@ export interface UserServiceDependencies {
   rolesFilter: RoleSubquery;
   // Called after a suspension, deactivation or deletion has committed: end every session, grant
   // and token of the user now.
-  onAccessRevoked(userId: string): Promise<void>;
+  onAccessRevoked(userId: string, context?: { tenantId: string; reason: 'suspended' | 'deactivated' | 'deleted' }): Promise<void>;
   // Removes the user's role assignments, inside the hard delete's own transaction.
   forgetRoles(trx: TenantTransaction, userId: string): Promise<void>;
   // The tenant's password policy, applied wherever a password is set (length, common passwords,
@@ -350,7 +350,7 @@ export function createUserService(deps: UserServiceDependencies) {
       const next = checkStatus(status);
       const statusReason = checkReason(reason);
       const row = await changeUser(tenantId, id, (trx) => userQueries.update(trx, tenantId, id, undefined, { status: next, status_reason: statusReason }));
-      if (next !== 'active') await deps.onAccessRevoked(id);
+      if (next !== 'active') await deps.onAccessRevoked(id, { tenantId, reason: next });
       return toUser(row!);
     },
 
@@ -358,7 +358,7 @@ export function createUserService(deps: UserServiceDependencies) {
     // user, the row kept (an administrator can still hard-delete it).
     async softDelete(tenantId: string, id: string): Promise<void> {
       await changeUser(tenantId, id, (trx) => userQueries.update(trx, tenantId, id, undefined, { deleted_at: trx.fn.now() }));
-      await deps.onAccessRevoked(id);
+      await deps.onAccessRevoked(id, { tenantId, reason: 'deleted' });
     },
 
     // Removes the row, also of a soft-deleted user.
@@ -371,7 +371,7 @@ export function createUserService(deps: UserServiceDependencies) {
         return deleted;
       });
       if (!removed) throw notFound(id);
-      await deps.onAccessRevoked(id);
+      await deps.onAccessRevoked(id, { tenantId, reason: 'deleted' });
     },
 
     // Password sign-in within a tenant. Spends exactly one argon2id verification whatever the

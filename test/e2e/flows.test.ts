@@ -17,7 +17,9 @@ forEachBackend('protocol flows', (backend) => {
 
   before(async () => {
     store = await backend.create();
-    instance = await startInstance(store.env);
+    // Reuse of a rotated-out refresh token is refused at once here; the grace window for parallel
+    // refreshes has its own tests (test/revocation).
+    instance = await startInstance({ ...store.env, REFRESH_TOKEN_REUSE_GRACE_SECONDS: '0' });
     issuer = instance.url;
     fixtures = await createFixtures(instance.runtime);
   });
