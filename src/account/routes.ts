@@ -77,12 +77,14 @@ export function accountRoutes(deps: AccountRouteDependencies): Router {
   }
 
   // The signed-in person, or a sign-in first. The account session lasts only as long as the
-  // provider session it came from and the user's access (a suspended user is out at once).
+  // provider session it came from (within the tenant's idle and absolute limits) and the user's
+  // access (a suspended user is out at once).
   async function signedIn(ctx: Context, next: Next): Promise<void> {
     const session = await sessions.current(ctx);
     const owner = session ? await providerHost.sessionAccount(session.sid) : undefined;
-    const user = session && owner === session.userId ? await users.findById(session.userId) : undefined;
-    if (!session || !user || user.tenantId !== session.tenantId) {
+    const found = session && owner === session.userId ? await users.findById(session.userId) : undefined;
+    const user = found && found.tenantId === session!.tenantId && !(await account.sessionExpired(found.tenantId, session!.sid)) ? found : undefined;
+    if (!session || !user) {
       if (session) await sessions.end(ctx);
       const tenant = typeof ctx.query.tenant === 'string' && ctx.query.tenant.length <= 64 ? ctx.query.tenant : undefined;
       return signIn(ctx, ctx.method === 'GET' ? safeReturnPath(ctx.path) : '/account', { tenant });

@@ -129,6 +129,11 @@ export function createAccountService(deps: AccountServiceDependencies) {
       return mfa.remove(tenantId, userId);
     },
 
+    // Whether the provider session passed the tenant's idle or absolute limit (it ends then).
+    async sessionExpired(tenantId: string, sid: string): Promise<boolean> {
+      return (await sessions.endIfExpired(tenantId, sid)) !== undefined;
+    },
+
     async sessions(tenantId: string, userId: string, currentSid?: string): Promise<CurrentSession[]> {
       const active = await sessions.listActive(tenantId, userId);
       return active.map((session) => ({ ...session, current: session.sid === currentSid }));

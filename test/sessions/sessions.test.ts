@@ -235,6 +235,26 @@ forEachBackend('device sessions and session policy', (backend) => {
     expect(await userSessions(person.id)).to.deep.equal([]);
   });
 
+  it('sends the account pages of an idle session back to sign-in', async () => {
+    await setPolicy({ idleTimeoutSeconds: 600 });
+    const person = await newUser();
+    const browser = new Browser({ 'user-agent': FIREFOX });
+    // Sign in to the account console (the single-step form: identifier and password together).
+    let { response, url } = await browser.follow(`${issuer}/account`, issuer);
+    const login = await browser.submitForm(new URL(`${url.pathname}/login`, issuer), { csrf: hiddenField(await response.text(), 'csrf'), identifier: person.email, password: person.password });
+    expect(login.status).to.equal(303);
+    ({ url } = await browser.follow(new URL(login.headers.get('location')!, issuer), issuer));
+    expect(url.pathname).to.equal('/account');
+
+    advance(300);
+    ({ url } = await browser.follow(`${issuer}/account`, issuer));
+    expect(url.pathname, 'still within the idle timeout').to.equal('/account');
+    advance(601);
+    ({ url } = await browser.follow(`${issuer}/account`, issuer));
+    expect(url.pathname, 'signed out after the idle timeout').to.match(/^\/interaction\//);
+    expect(await userSessions(person.id)).to.deep.equal([]);
+  });
+
   it('ends a session at its absolute lifetime however active; signing in again revives none of its tokens', async () => {
     await setPolicy({ absoluteLifetimeSeconds: 3600 });
     const person = await newUser();
