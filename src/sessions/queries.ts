@@ -37,8 +37,10 @@ const COLUMNS = ['id', 'tenant_id', 'user_id', 'sid', 'client_ids', 'user_agent'
 
 export const sessionQueries = {
   // One row per provider session: a later sign-in or authorization in the same session adds its
-  // client, refreshes the device details and the time; an ended row is not revived.
-  async upsert(trx: TenantTransaction, row: NewUserSessionRow): Promise<void> {
+  // client, refreshes the device details and the time; an ended row is not revived. An
+  // authorization that brings nothing new within a minute of the last write writes nothing (silent
+  // SSO renewals must not write per request).
+  async upsert(trx: TenantTransaction, row: NewUserSessionRow, staleBefore: Date): Promise<void> {
     await trx('user_sessions')
       .insert(row)
       .onConflict(['tenant_id', 'sid'])
@@ -53,7 +55,15 @@ export const sessionQueries = {
         last_active_at: trx.raw('excluded.last_active_at'),
       })
       .where('user_sessions.user_id', row.user_id)
-      .whereNull('user_sessions.ended_at');
+      .whereNull('user_sessions.ended_at')
+      .where((changed) =>
+        changed
+          .where('user_sessions.last_active_at', '<', staleBefore)
+          .orWhereRaw('NOT (user_sessions.client_ids @> excluded.client_ids)')
+          .orWhereRaw('user_sessions.ip IS DISTINCT FROM excluded.ip')
+          .orWhereRaw('user_sessions.user_agent IS DISTINCT FROM excluded.user_agent')
+          .orWhereRaw('user_sessions.amr IS DISTINCT FROM excluded.amr'),
+      );
   },
 
   // At most one write a minute per session: rows touched since `staleBefore` are left alone.

@@ -169,7 +169,7 @@ export function createSessionService(deps: SessionServiceDependencies) {
           amr: (signIn.amr ?? []).filter((value) => typeof value === 'string').slice(0, MAX_AMR),
           created_at: at,
           last_active_at: at,
-        }),
+        }, new Date(at.getTime() - seconds(TOUCH_INTERVAL_SECONDS))),
       );
     },
 

@@ -219,6 +219,7 @@ forEachBackend('device sessions and session policy', (backend) => {
     advance(30);
     let rotated = await refresh(signedIn.refreshToken);
     expect(rotated.status).to.equal(200);
+    expect((await silentSignIn(signedIn.browser)).get('code'), 'a silent renewal').to.be.a('string');
     expect((await userSessions(person.id))[0].lastActiveAt, 'not written twice within a minute').to.equal(before.lastActiveAt);
     advance(45);
     rotated = await refresh(rotated.body.refresh_token);
