@@ -42,7 +42,7 @@ export interface ConfigurationDependencies {
   views: Views;
   // Told of every JWT access token before it is signed (src/oidc/revocation.ts records its jti
   // under its grant, so revoking the grant can deny it).
-  onJwtAccessToken?(token: { grantId?: string; jti: string; exp: number }): Promise<void>;
+  onJwtAccessToken?(token: { grantId?: string; accountId?: string; jti: string; exp: number }): Promise<void>;
   // The tenant's session policy (src/sessions/provider-hooks.ts): idle and absolute limits, remember-me.
   sessionPolicy?: SessionPolicyHooks;
 }
@@ -204,7 +204,8 @@ export function buildConfiguration(deps: ConfigurationDependencies): Configurati
         jwt: async (_ctx, token, jwt) => {
           const { jti, exp } = jwt.payload as { jti?: string; exp?: number };
           const grantId = 'grantId' in token ? (token.grantId as string | undefined) : undefined;
-          if (jti && exp) await deps.onJwtAccessToken?.({ grantId, jti, exp });
+          const accountId = 'accountId' in token ? (token.accountId as string | undefined) : undefined;
+          if (jti && exp) await deps.onJwtAccessToken?.({ grantId, accountId, jti, exp });
         },
       },
     },

@@ -64,6 +64,8 @@ const USER_BLOCKED_REASONS = new Set<RevocationReason>(['suspended', 'deactivate
 export const revocationKeys = {
   // The JWT access tokens issued under a grant: members `<jti> <exp>`.
   grantJwts: (grantId: string) => `revocation:grant-jwts:{${grantId}}`,
+  // JWT access tokens of a user issued under no grant (token exchange): members `<jti> <exp>`.
+  userJwts: (userId: string) => `revocation:user-jwts:{${userId}}`,
   deniedJti: (jti: string) => `revocation:denied-jti:{${jti}}`,
 };
 
@@ -92,9 +94,8 @@ export function createRevocation(deps: RevocationDependencies) {
     }
   }
 
-  // Copies the still-valid JWTs of a grant to the deny list, each until its own expiry.
-  async function denyGrantJwts(grantId: string): Promise<string[]> {
-    const key = revocationKeys.grantJwts(grantId);
+  // Copies the still-valid JWTs recorded under a key to the deny list, each until its own expiry.
+  async function denyRecordedJwts(key: string): Promise<string[]> {
     const members = await hot.setMembers(key);
     const now = nowSeconds();
     const live = members
@@ -109,7 +110,7 @@ export function createRevocation(deps: RevocationDependencies) {
   async function revokeGrantQuietly(grantId: string): Promise<string[]> {
     let denied: string[] = [];
     try {
-      denied = await denyGrantJwts(grantId);
+      denied = await denyRecordedJwts(revocationKeys.grantJwts(grantId));
     } catch (error) {
       // The grant must still go: its refresh tokens are what an attacker keeps longest.
       log.error({ err: error, grantId }, 'could not put the access tokens of a revoked grant on the deny list');
@@ -175,13 +176,15 @@ export function createRevocation(deps: RevocationDependencies) {
   }
 
   const revocation = {
-    // At issuance of a JWT access token under a grant (a user's token for an API).
-    async recordAccessToken(token: { grantId?: string; jti: string; exp: number }): Promise<void> {
-      if (!token.grantId || !token.jti || !token.exp) return;
+    // At issuance of a JWT access token of a user: under its grant, or (token exchange, no grant)
+    // under the user, whose revocation denies it.
+    async recordAccessToken(token: { grantId?: string; accountId?: string; jti: string; exp: number }): Promise<void> {
+      const key = token.grantId ? revocationKeys.grantJwts(token.grantId) : token.accountId ? revocationKeys.userJwts(token.accountId) : undefined;
+      if (!key || !token.jti || !token.exp) return;
       const ttl = token.exp - nowSeconds();
       if (ttl <= 0) return;
       try {
-        await hot.addToSet(revocationKeys.grantJwts(token.grantId), `${token.jti} ${token.exp}`, ttl);
+        await hot.addToSet(key, `${token.jti} ${token.exp}`, ttl);
       } catch (error) {
         // Issuing still works without the hot store; such a token can only expire, not be revoked.
         log.warn({ err: error }, 'could not record an issued JWT access token for revocation');
@@ -202,7 +205,7 @@ export function createRevocation(deps: RevocationDependencies) {
     // The JWTs of a grant oidc-provider itself revoked (RP-initiated logout, the revocation
     // endpoint, refresh token reuse); the library removed the stored models already.
     async denyJwtsOfRevokedGrant(grantId: string, context: GrantContext): Promise<void> {
-      const denied = await denyGrantJwts(grantId);
+      const denied = await denyRecordedJwts(revocationKeys.grantJwts(grantId));
       context = await withTenantOf(context);
       const events = tokenEvents(denied, context);
       // A stolen refresh token is news even when the grant issued no JWT: its tokens are gone.
@@ -244,6 +247,10 @@ export function createRevocation(deps: RevocationDependencies) {
         if (row.grantId && !keptGrants.has(row.grantId)) grantIds.add(row.grantId);
       }
       const denied = await Promise.all([...grantIds].map((grantId) => revokeGrantQuietly(grantId)));
+      denied.push(await denyRecordedJwts(revocationKeys.userJwts(userId)).catch((error) => {
+        log.error({ err: error }, 'could not put the exchanged access tokens of a user on the deny list');
+        return [];
+      }));
       events.push(...tokenEvents(denied.flat(), { tenantId, userId }));
       const leftovers = rows.filter((row) => (row.model === 'Session' && !sessions.some((session) => session?.jti === row.id)) || (row.model === 'RefreshToken' && !row.grantId));
       await Promise.all(leftovers.map((row) => deps.adapterFor(row.model).destroy(row.id)));

@@ -5,7 +5,7 @@ import * as oidc from 'openid-client';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, generateKeyPair, importJWK, jwtVerify, SignJWT } from 'jose';
 import { forEachBackend, type BackendEnv } from '../helpers/backends.ts';
 import { startInstance, type Instance } from '../helpers/instance.ts';
-import { API, USER, basicAuth, createFixtures, type Fixtures } from '../helpers/fixtures.ts';
+import { API, USER, basicAuth, createFixtures, introspect, type Fixtures } from '../helpers/fixtures.ts';
 import { authorizeWithLogin, discover, REDIRECT_URI } from '../helpers/rp.ts';
 import { DEFAULT_TENANT_ID } from '../../src/tenants/constants.ts';
 import { IMPERSONATION_PERMISSION } from '../../src/tenants/system-roles.ts';
@@ -266,5 +266,25 @@ forEachBackend('token exchange (RFC 8693)', (backend) => {
     // Taking the role away refuses the next call with the same, still valid, actor token.
     await instance.runtime.rbac.unassign(DEFAULT_TENANT_ID, impersonatorRoleId, 'user', adminId);
     expectError(await impersonate(console, actorToken), 'invalid_grant');
+  });
+  it('denies exchanged tokens when their user is suspended or changes password, although they belong to no grant', async () => {
+    const { runtime } = instance;
+    const downstreamRole = (await runtime.rbac.roleIdByName(DEFAULT_TENANT_ID, 'downstream-user'))!;
+    // The subject token must carry an API scope to delegate.
+    const apiReader = await runtime.rbac.createRole(DEFAULT_TENANT_ID, { name: 'api-reader', permissions: [{ api: API.identifier, permission: 'read' }] });
+    for (const change of ['password', 'suspension'] as const) {
+      const person = { email: `exchange-${change}@example.com`, password: 'a long enough passphrase here' };
+      const user = await runtime.users.create(DEFAULT_TENANT_ID, { ...person, emailVerified: true });
+      await runtime.rbac.assign(DEFAULT_TENANT_ID, downstreamRole, 'user', user.id);
+      await runtime.rbac.assign(DEFAULT_TENANT_ID, apiReader.id, 'user', user.id);
+      const subject = await userToken({ ...fixtures.web, identifier: person.email, password: person.password }, 'openid read', API.identifier);
+      const exchanged = await delegate(service, subject, { scope: 'read' });
+      expect(exchanged.status, JSON.stringify(exchanged.body)).to.equal(200);
+      const token = exchanged.body.access_token as string;
+      expect((await introspect(issuer, fixtures.web, token)).active).to.equal(true);
+      if (change === 'password') await runtime.credentials.adminReset(DEFAULT_TENANT_ID, user.id, 'temporary');
+      else await runtime.users.setStatus(DEFAULT_TENANT_ID, user.id, 'suspended', 'test');
+      expect((await introspect(issuer, fixtures.web, token)).active, `after the ${change}`).to.equal(false);
+    }
   });
 });
