@@ -67,8 +67,10 @@ export const sessionQueries = {
   },
 
   // At most one write a minute per session: rows touched since `staleBefore` are left alone.
-  async touch(trx: TenantTransaction, tenantId: string, sid: string, now: Date, staleBefore: Date): Promise<void> {
-    await trx('user_sessions').where({ tenant_id: tenantId, sid }).whereNull('ended_at').where('last_active_at', '<', staleBefore).update({ last_active_at: now });
+  // Says whether it wrote.
+  async touch(trx: TenantTransaction, tenantId: string, sid: string, now: Date, staleBefore: Date): Promise<boolean> {
+    const updated = await trx('user_sessions').where({ tenant_id: tenantId, sid }).whereNull('ended_at').where('last_active_at', '<', staleBefore).update({ last_active_at: now });
+    return updated > 0;
   },
 
   findOpenBySidAnyUser(trx: TenantTransaction, tenantId: string, sid: string): Promise<UserSessionRow | undefined> {

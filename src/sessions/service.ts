@@ -84,7 +84,7 @@ export interface SessionServiceDependencies {
   // Destroys the provider session with this uid and revokes every grant made in it.
   endProviderSession(sid: string): Promise<void>;
   // Spares the database a touch already made this minute (by any instance).
-  hot?: Pick<HotStore, 'setIfAbsent'>;
+  hot?: Pick<HotStore, 'get' | 'set'>;
 }
 
 const MAX_IP = 64;
@@ -135,13 +135,13 @@ export function createSessionService(deps: SessionServiceDependencies) {
   const { db } = deps;
   const now = deps.now ?? (() => new Date());
 
-  // The row's own condition (last active over a minute ago) decides; this only skips the
-  // transaction when the session was touched in the same minute of the service's clock. A hot
-  // store that fails lets the write through.
-  async function firstTouchThisMinute(sid: string, at: Date): Promise<boolean> {
-    if (!deps.hot) return true;
-    const minute = Math.floor(at.getTime() / seconds(TOUCH_INTERVAL_SECONDS));
-    return deps.hot.setIfAbsent(`session-touch:{${sid}}:${minute}`, '1', TOUCH_INTERVAL_SECONDS * 2).catch(() => true);
+  // The row's own condition (last active over a minute ago) decides. The hot store remembers when
+  // a touch last wrote the row (on the service's clock), so touches within the minute after it skip
+  // the transaction; a hot store that fails lets the query through.
+  const touchKey = (sid: string) => `session-touch:{${sid}}`;
+  async function writtenWithinMinute(sid: string, at: Date): Promise<boolean> {
+    const written = deps.hot ? await deps.hot.get(touchKey(sid)).catch(() => null) : null;
+    return written !== null && at.getTime() - Number(written) < seconds(TOUCH_INTERVAL_SECONDS);
   }
 
   function notFound(id: string): NotFoundError {
@@ -177,9 +177,10 @@ export function createSessionService(deps: SessionServiceDependencies) {
     async touch(tenantId: string, sid: string): Promise<void> {
       if (!isUuid(tenantId) || !sid) return;
       const at = now();
-      if (!(await firstTouchThisMinute(sid, at))) return;
+      if (await writtenWithinMinute(sid, at)) return;
       const staleBefore = new Date(at.getTime() - seconds(TOUCH_INTERVAL_SECONDS));
-      await withTenant(db, tenantId, (trx) => sessionQueries.touch(trx, tenantId, sid, at, staleBefore));
+      const wrote = await withTenant(db, tenantId, (trx) => sessionQueries.touch(trx, tenantId, sid, at, staleBefore));
+      if (wrote) await deps.hot?.set(touchKey(sid), String(at.getTime()), TOUCH_INTERVAL_SECONDS * 2).catch(() => {});
     },
 
     // The provider session `sid` ended elsewhere (a revocation): its row leaves the active lists.
