@@ -16,6 +16,8 @@ import * as credentials from './20261123_012_credentials.ts';
 import * as userSessions from './20261123_013_user_sessions.ts';
 import * as usersIdentifierIndex from './20261123_014_users_identifier_index.ts';
 import * as sessionPolicies from './20261123_015_session_policies.ts';
+import * as auditTrail from './20261123_016_audit_trail.ts';
+import * as outbox from './20261123_017_outbox.ts';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -38,6 +40,8 @@ const migrations: Record<string, Migration> = {
   '20261123_013_user_sessions': userSessions,
   '20261123_014_users_identifier_index': usersIdentifierIndex,
   '20261123_015_session_policies': sessionPolicies,
+  '20261123_016_audit_trail': auditTrail,
+  '20261123_017_outbox': outbox,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

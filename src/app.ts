@@ -5,6 +5,7 @@ import { requestContext } from './http/request-context.ts';
 import { errorHandler, problem } from './http/errors.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { opsRoutes } from './ops/routes.ts';
+import { requestMetrics } from './ops/request-metrics.ts';
 import { interactionRoutes } from './interactions/routes.ts';
 import { adminApi, adminRoutes } from './api/index.ts';
 import { principalResolver } from './api/principal.ts';
@@ -20,10 +21,11 @@ export function buildApp(runtime: Runtime): Koa {
   app.on('error', (error) => log.error({ err: error }, 'unhandled koa error'));
 
   app.use(requestContext(log));
+  app.use(requestMetrics());
   app.use(securityHeaders());
   app.use(errorHandler(views, log));
 
-  const ops = opsRoutes(runtime.db, runtime.hot);
+  const ops = opsRoutes(runtime.db, runtime.hot, { registry: runtime.metrics, token: config.metricsToken });
   app.use(ops.routes());
   // Resource servers learn of revocations at once (SSE, authenticated by a client credential).
   app.use(revocationStreamRoutes({ revocations: runtime.revocations, clients: runtime.clients, rbac: runtime.rbac, tenants: runtime.tenants, adminApi: runtime.adminApi, log }).routes());
@@ -54,7 +56,7 @@ export function buildApp(runtime: Runtime): Koa {
   app.use(account.pages.allowedMethods());
   app.use(account.api.routes());
   app.use(account.api.allowedMethods());
-  const services = { tenants: runtime.tenants, rbac: runtime.rbac, clients: runtime.clients, apis: runtime.apis, users: runtime.users, mfa: runtime.mfa, credentials: runtime.credentials, sessions: runtime.sessions, adminApi: runtime.adminApi };
+  const services = { tenants: runtime.tenants, rbac: runtime.rbac, clients: runtime.clients, apis: runtime.apis, users: runtime.users, mfa: runtime.mfa, credentials: runtime.credentials, sessions: runtime.sessions, webhooks: runtime.webhooks, audit: runtime.audit, adminApi: runtime.adminApi };
   const admin = adminApi({
     routes: adminRoutes(services),
     issuer: config.issuer,

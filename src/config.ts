@@ -77,6 +77,11 @@ const schema = z.object({
   MAIL_FROM: z.string().trim().min(3).max(320).refine((value) => !/[\r\n]/.test(value), { message: 'must be one line' }),
   MAIL_OUTBOX_DIR: z.string().min(1).optional(),
   MAIL_OUTBOX_PAGE: z.enum(['true', 'false'], { message: 'must be true or false' }),
+  EVENTS_STREAM_MAX_LENGTH: wholeNumber(1000, 100_000_000, 'must be a whole number of entries from 1000 to 100000000'),
+  EVENTS_RETENTION: positiveSeconds,
+  WEBHOOK_MAX_ATTEMPTS: wholeNumber(1, 50, 'must be a whole number from 1 to 50'),
+  WEBHOOK_TIMEOUT: wholeNumber(1, 60, 'must be a whole number of seconds from 1 to 60'),
+  METRICS_TOKEN: z.string().trim().min(32, 'must be at least 32 characters (a random bearer token)').optional(),
 });
 
 // Defaults are production-safe; the embedded default relaxes only what it announces at start-up.
@@ -108,6 +113,10 @@ const defaults: Record<string, string> = {
   OUTBOUND_ALLOW_PRIVATE_NETWORK: 'false',
   MAIL_FROM: '"Identity" <no-reply@localhost>',
   MAIL_OUTBOX_PAGE: 'false',
+  EVENTS_STREAM_MAX_LENGTH: '100000',
+  EVENTS_RETENTION: String(7 * 24 * 3600),
+  WEBHOOK_MAX_ATTEMPTS: '8',
+  WEBHOOK_TIMEOUT: '10',
 };
 
 export interface Config {
@@ -143,6 +152,12 @@ export interface Config {
   // /outbox page), so the embedded default shows its mail without a mail server.
   // outboxPage: serve /outbox beyond the embedded default (MAIL_OUTBOX_PAGE=true).
   mail: { smtpUrl?: string; from: string; outboxDir: string; outboxPage: boolean };
+  // Events for other services (docs/events.md): the Redis stream is trimmed to about
+  // streamMaxLength entries; published events and their webhook deliveries are kept
+  // retentionSeconds; a webhook delivery is dead-lettered after webhookMaxAttempts failures.
+  events: { streamMaxLength: number; retentionSeconds: number; webhookMaxAttempts: number; webhookTimeoutSeconds: number };
+  // GET /metrics answers only a bearer of this token; unset, /metrics does not exist (docs/operations.md).
+  metricsToken?: string;
   // True when PostgreSQL or Redis is replaced by the embedded stores.
   embedded: { database: boolean; hotStore: boolean };
 }
@@ -188,7 +203,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     purgeIntervalSeconds: c.PURGE_INTERVAL,
     outboundAllowPrivateNetwork: c.OUTBOUND_ALLOW_PRIVATE_NETWORK === 'true',
     mail: { smtpUrl: c.MAIL_SMTP_URL, from: c.MAIL_FROM, outboxDir: c.MAIL_OUTBOX_DIR ?? path.join(c.DATA_DIR, 'outbox'), outboxPage: c.MAIL_OUTBOX_PAGE === 'true' },
+    events: { streamMaxLength: c.EVENTS_STREAM_MAX_LENGTH, retentionSeconds: c.EVENTS_RETENTION, webhookMaxAttempts: c.WEBHOOK_MAX_ATTEMPTS, webhookTimeoutSeconds: c.WEBHOOK_TIMEOUT },
     embedded: { database: !c.DATABASE_URL, hotStore: !c.REDIS_URL },
+    metricsToken: c.METRICS_TOKEN,
   };
 }
 

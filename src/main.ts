@@ -5,11 +5,13 @@ import { parseArgs } from 'node:util';
 import { loadConfig, type Config } from './config.ts';
 import { createRuntime, type Runtime } from './runtime.ts';
 import { startServer } from './server.ts';
+import { exitGracefullyOnSignals } from './ops/shutdown.ts';
 import { closeDatabase, createDatabase, migrateToLatest } from './store/database.ts';
 import { CLIENT_AUTH_METHODS, type ClientAuthMethod } from './clients/service.ts';
 import { randomToken } from './security/crypto.ts';
 import { SUPPORTED_ALGS } from './keys/service.ts';
 import { DEFAULT_TENANT_ID } from './tenants/constants.ts';
+import { isUuid } from './ids.ts';
 
 const usage = `usage: idp <command>
 
@@ -25,7 +27,8 @@ const usage = `usage: idp <command>
   tenants create --slug S --name N [--domain D]... | tenants list
   roles assign [--tenant SLUG] --role NAME... (--user EMAIL|ID | --client CLIENT_ID)
   users create [--tenant SLUG] --email E [--username U] [--name N] [--role NAME]... [--admin]   (password from IDP_PASSWORD or generated)
-  keys list | keys rotate`;
+  keys list | keys rotate
+  audit verify [--tenant SLUG|ID]   check the audit chains; exits 1 naming the first broken entry`;
 
 type Flags = Record<string, string | boolean | string[] | undefined>;
 
@@ -90,17 +93,7 @@ async function start(config: Config): Promise<void> {
   }
   const running = await startServer(runtime);
   log.info({ issuer: config.issuer, listening: `${config.host}:${running.server.address() && (running.server.address() as { port: number }).port}` }, 'identity provider started');
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'shutting down: finishing requests in flight');
-    await running.close();
-    await runtime.close();
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
+  exitGracefullyOnSignals(running, runtime, log);
 }
 
 // Each command checks its input before it opens the storage, so a typo never waits on (or locks) it.
@@ -270,6 +263,25 @@ async function keysCommand(config: Config, action: string | undefined): Promise<
   await withRuntime(config, async ({ keys }) => print(action === 'list' ? await keys.list() : await keys.rotate(), true));
 }
 
+// One line per chain checked; a break names the first broken entry and exits 1.
+async function auditCommand(config: Config, action: string | undefined, flags: Flags): Promise<void> {
+  if (action !== 'verify') throw new UsageError('audit takes verify');
+  await withRuntime(config, async ({ audit, tenants }) => {
+    let tenantId: string | undefined;
+    if (typeof flags.tenant === 'string') {
+      tenantId = isUuid(flags.tenant) ? flags.tenant : (await tenants.findBySlug(flags.tenant))?.id;
+      if (!tenantId) throw new CommandError(`no tenant with slug ${flags.tenant}`);
+    }
+    const report = await audit.verify(tenantId);
+    for (const chain of report.chains) {
+      print(chain.ok ? `tenant ${chain.tenantId}: ok, ${chain.checked} ${chain.checked === 1 ? 'entry' : 'entries'}` : `tenant ${chain.tenantId}: BROKEN at seq ${chain.firstBroken!.seq}`, false);
+    }
+    if (!report.chains.length) print('no audit entries yet', false);
+    const broken = report.firstBroken;
+    if (broken) throw new CommandError(`audit chain broken: tenant ${broken.tenantId}, seq ${broken.seq}, entry ${broken.id ?? '(none)'}: ${broken.reason}`);
+  });
+}
+
 // Creates the first admin and two clients: a first-party web app and a machine client.
 async function bootstrap(config: Config): Promise<void> {
   await withRuntime(config, async ({ users, clients, rbac, adminApi }) => {
@@ -336,6 +348,8 @@ async function main(argv: string[]): Promise<void> {
       return usersCommand(config, action, values);
     case 'keys':
       return keysCommand(config, action);
+    case 'audit':
+      return auditCommand(config, action, values);
     default:
       throw new UsageError(`unknown command ${command}`);
   }

@@ -30,6 +30,13 @@ import { createViews, type Views } from './http/views.ts';
 import { createLogger } from './http/logger.ts';
 import { createRevocationBus, type RevocationBus } from './events/revocation-bus.ts';
 import { REVOCATIONS_READ } from './events/stream-access.ts';
+import { createEventPipeline } from './outbox/pipeline.ts';
+import type { OutboxService } from './outbox/service.ts';
+import type { EventWorker } from './outbox/worker.ts';
+import type { WebhookService } from './webhooks/service.ts';
+import type { Registry } from 'prom-client';
+import { createInstanceMetrics, sampleOutboxLagOnScrape } from './ops/metrics.ts';
+import { createAuditService, type AuditService } from './audit/service.ts';
 
 export interface Runtime {
   config: Config;
@@ -55,6 +62,15 @@ export interface Runtime {
   credentials: CredentialService;
   // Revocation events for resource servers (GET /events/revocations), across instances.
   revocations: RevocationBus;
+  // Events for other services (docs/events.md): changes enqueue into the outbox; the worker
+  // (running when serving) publishes them to the Redis stream and the tenants' webhooks.
+  outbox: OutboxService;
+  webhooks: WebhookService;
+  eventWorker: EventWorker;
+  // The tamper-evident audit trail: every domain records its events through it.
+  audit: AuditService;
+  // What GET /metrics serves (src/ops/metrics.ts).
+  metrics: Registry;
   close(): Promise<void>;
 }
 
@@ -75,6 +91,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
   try {
     await migrateToLatest(db);
     const views = createViews();
+    const audit = createAuditService({ db });
     const passwords = createPasswordHashing(config.argon2);
     const apis = createApiResourceService(db, hot);
     const rbac = createRbacService(db, hot, apis);
@@ -127,19 +144,22 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
     });
     const sessionPolicy = createSessionPolicyHooks({ sessions, users });
     const identities = createIdentityLinkService({ db });
-    providerHost = new ProviderHost({ config, cookieKeys: secrets.cookieKeys, db, hot, log, clients, users, apis, rbac, loginTenant, keys, views, sessionActivity: sessions, sessionPolicy, revocationBus: revocations });
+    providerHost = new ProviderHost({ config, cookieKeys: secrets.cookieKeys, db, hot, log, clients, users, apis, rbac, loginTenant, keys, views, sessionActivity: sessions, sessionPolicy, revocationBus: revocations, audit });
     await keys.ensureKeys();
     // The admin API is an API resource of this provider; the platform tenant's system roles use it.
     await apis.ensure({ identifier: adminApi, name: 'Admin API', scopes: ADMIN_API_PERMISSIONS });
     // Granted through RBAC to the machine clients of resource servers that read the revocation stream.
     await apis.ensure({ identifier: adminApi, name: 'Admin API', scopes: [REVOCATIONS_READ] });
     await tenants.ensurePlatformRoles(DEFAULT_TENANT_ID);
+    const events = createEventPipeline({ config, db, hot, log, keyEncryptionKey: secrets.keyEncryptionKey, users, now: options.now });
     const stopSessionPurge = options.serve ? startSessionPurge(sessions, log, config.purgeIntervalSeconds) : () => {};
+    const stopLagProbe = options.serve ? sampleOutboxLagOnScrape(() => events.outbox.lagSeconds()) : () => {};
     if (options.serve) {
       announceMailTransport(config, log);
       await Promise.all([clients.start(), apis.start(), tenants.start()]);
       await ensureAccountConsoleClient(clients, config.issuer);
       await providerHost.start();
+      events.worker.start();
     }
     return {
       config,
@@ -163,8 +183,16 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       mailer,
       credentials,
       revocations,
+      outbox: events.outbox,
+      webhooks: events.webhooks,
+      eventWorker: events.worker,
+      audit,
+      metrics: createInstanceMetrics(db, hot),
       async close() {
         stopSessionPurge();
+        stopLagProbe();
+        // Events committed before the shutdown get a moment to reach the stream and their webhooks.
+        await events.worker.stop({ flushMs: 5000 });
         revocations.close();
         // Mail still on its way gets a moment to leave.
         await Promise.race([mailer.idle(), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);

@@ -12,6 +12,8 @@ export interface RunningServer {
 }
 
 const KEY_CHECK_INTERVAL_MS = 30_000;
+// On close, how long requests in flight may take to finish before their connections are cut.
+export const REQUEST_GRACE_MS = 10_000;
 
 export async function startServer(runtime: Runtime, options: { port?: number; host?: string } = {}): Promise<RunningServer> {
   const { config, log } = runtime;
@@ -20,11 +22,15 @@ export async function startServer(runtime: Runtime, options: { port?: number; ho
   server.headersTimeout = 20_000;
   server.requestTimeout = 30_000;
   server.keepAliveTimeout = 65_000;
+  let closing = false;
   // A body refused half-read (oidc-provider and the form parser stop at their size limits) would
   // stay in the socket and wedge the keep-alive connection: the next request on it never gets an
   // answer. Node drains only bodies nobody began to read, so drain the rest here (requestTimeout
   // still bounds how long a client may keep sending).
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    // Closing: a request that still arrives on a kept-alive connection is served, then that
+    // connection ends.
+    if (closing) res.setHeader('Connection', 'close');
     res.once('finish', () => {
       if (!req.complete && !req.destroyed) req.resume();
     });
@@ -52,10 +58,18 @@ export async function startServer(runtime: Runtime, options: { port?: number; ho
     server,
     async close() {
       for (const job of jobs) clearInterval(job);
+      closing = true;
+      // New connections are refused at once; a kept-alive connection is closed as soon as its
+      // request in flight is answered, and whatever is still running after the grace is cut.
       await new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        const idleSweep = setInterval(() => server.closeIdleConnections(), 50);
+        const cutOff = setTimeout(() => server.closeAllConnections(), REQUEST_GRACE_MS);
+        server.close(() => {
+          clearInterval(idleSweep);
+          clearTimeout(cutOff);
+          resolve();
+        });
         server.closeIdleConnections();
-        setTimeout(() => server.closeAllConnections(), 5000).unref();
       });
     },
   };

@@ -12,10 +12,12 @@ import { apiResourceRoutes } from './routes/apis.ts';
 import { userRoutes } from './routes/users.ts';
 import { mfaRoutes } from './routes/mfa.ts';
 import { sessionRoutes } from './routes/sessions.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
+import { auditRoutes } from './routes/audit.ts';
 import type { Principal } from './principal.ts';
 
 export function adminRoutes(services: ApiServices, extra: RouteDefinition[] = []): RouteDefinition[] {
-  return [...tenantRoutes(services), ...userRoutes(services), ...mfaRoutes(services), ...sessionRoutes(services), ...roleRoutes(services), ...clientRoutes(services), ...apiResourceRoutes(services), ...extra];
+  return [...tenantRoutes(services), ...userRoutes(services), ...mfaRoutes(services), ...sessionRoutes(services), ...webhookRoutes(services), ...roleRoutes(services), ...clientRoutes(services), ...apiResourceRoutes(services), ...auditRoutes(services), ...extra];
 }
 
 export function adminApi(options: { routes: RouteDefinition[]; issuer: string; adminApi: string; resolvePrincipal(ctx: Context): Promise<Principal> }): Router {

@@ -6,6 +6,8 @@ import type { UserService } from '../users/service.ts';
 import type { MfaService } from '../mfa/service.ts';
 import type { CredentialService } from '../credentials/service.ts';
 import type { SessionService } from '../sessions/service.ts';
+import type { WebhookService } from '../webhooks/service.ts';
+import type { AuditService } from '../audit/service.ts';
 
 // What the admin API's handlers may call: services, never tables.
 export interface ApiServices {
@@ -17,5 +19,7 @@ export interface ApiServices {
   mfa: MfaService;
   credentials: CredentialService;
   sessions: SessionService;
+  webhooks: WebhookService;
+  audit: AuditService;
   adminApi: string;
 }

@@ -9,6 +9,7 @@ import type { Tenant } from '../tenants/service.ts';
 import { ACR_MFA, acrLevel, assuranceOf, requestedAcrLevel } from '../oidc/assurance.ts';
 import type { AwaitedStep, LoginStateStore } from './state.ts';
 import type { InteractionDependencies, Step } from './step.ts';
+import { countLogin } from '../ops/metrics.ts';
 
 export function createNextStep(deps: InteractionDependencies, states: LoginStateStore) {
   const { views } = deps;
@@ -67,6 +68,7 @@ export function createNextStep(deps: InteractionDependencies, states: LoginState
       if (admission && !admission.allowed) return views.page(ctx, 'login-session-limit.njk', { uid, max: tenant.policies.sessions.maxConcurrent }, 403);
       const result = { login: { accountId: user.id, ...assuranceOf(state.amr), ...(admission && { remember: admission.remember }) } };
       const redirectTo = await deps.providerHost.provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
+      countLogin('success');
       ctx.status = 303;
       ctx.redirect(redirectTo);
     },

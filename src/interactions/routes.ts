@@ -20,6 +20,7 @@ import { MAX_PASSWORD } from '../users/validation.ts';
 import { registerSecondFactorRoutes } from './second-factor.ts';
 import { registerPendingSteps } from './pending-steps.ts';
 import { fieldMessages } from './field-messages.ts';
+import { countLogin } from '../ops/metrics.ts';
 
 export type { InteractionDependencies } from './step.ts';
 
@@ -173,6 +174,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     }
     const matches = await selection.authenticate(step, identifier, password);
     if (matches.length === 0) {
+      countLogin('invalid_credentials');
       // The same words whether the account exists or not.
       return showSignIn(step, { identifier, error: t('login.credentialsWrong') }, 401);
     }

@@ -9,6 +9,7 @@ import { createAttemptLimiter } from '../security/attempt-limiter.ts';
 import { emptyLoginState, type AwaitedStep, type LoginStateStore } from './state.ts';
 import type { InteractionDependencies, Step } from './step.ts';
 import type { NextStep } from './next-step.ts';
+import { countLogin } from '../ops/metrics.ts';
 
 const ATTEMPTS_PER_SIGN_IN = 5;
 const ATTEMPTS_PER_PERSON = 10;
@@ -66,6 +67,7 @@ export function registerSecondFactorRoutes(router: Router, context: SecondFactor
       await succeeded(step, methods);
       return next.advance(step);
     }
+    countLogin('invalid_second_factor');
     return views.page(ctx, page, { uid: step.interaction.uid, error: views.translator(ctx)(wrongCode) }, 401);
   }
 

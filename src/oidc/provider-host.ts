@@ -27,6 +27,8 @@ import { installRevocationHooks } from './revocation-hooks.ts';
 import type { RevocationBus } from '../events/revocation-bus.ts';
 import { registerTokenExchange } from './token-exchange.ts';
 import { userOfRequest } from './request-user.ts';
+import type { AuditService } from '../audit/service.ts';
+import { countTokenIssued } from '../ops/metrics.ts';
 
 export interface ProviderHostDependencies {
   config: Config;
@@ -47,6 +49,8 @@ export interface ProviderHostDependencies {
   revocationBus?: RevocationBus;
   // The tenant's session policy as oidc-provider asks for it (src/sessions/provider-hooks.ts).
   sessionPolicy?: SessionPolicyHooks;
+  // The tamper-evident audit trail (impersonations).
+  audit?: Pick<AuditService, 'record'>;
 }
 
 export interface SessionActivity {
@@ -217,6 +221,7 @@ export class ProviderHost {
       return digestsEqual(this.clientSecret, sha256Hex(actual));
     } as never;
     provider.on('server_error', (_ctx, error) => log.error({ err: error }, 'oidc server error'));
+    provider.on('grant.success', (ctx) => countTokenIssued(String(ctx.oidc.params?.grant_type)));
     provider.on('backchannel.error', (_ctx, error, client) =>
       log.warn({ err: { message: error.message }, clientId: client.clientId }, 'back-channel logout delivery failed'),
     );
@@ -239,6 +244,7 @@ export class ProviderHost {
       log,
       verificationKeys: () => this.verificationKeys,
       isRevokedJti: (jti) => this.#revocation.isDenied(jti),
+      audit: this.#deps.audit,
       resourceServerInfo: (ctx, indicator, client) => Promise.resolve(resourceServerInfo(ctx, indicator, client as never)),
     });
     const publicKeys = jwks.keys.map(publicPartOf);

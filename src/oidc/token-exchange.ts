@@ -14,6 +14,8 @@ import type { UserService } from '../users/service.ts';
 import type { ClientService } from '../clients/service.ts';
 import type { RbacService } from '../rbac/service.ts';
 import type { ApiResourceService } from './api-resources.ts';
+import { isUuid } from '../ids.ts';
+import type { AuditService } from '../audit/service.ts';
 import { IMPERSONATION_PERMISSION } from '../tenants/system-roles.ts';
 
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
@@ -21,6 +23,7 @@ export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token'
 // Impersonation names its subject by user id (RFC 8693 section 3 allows token types beyond its own).
 export const USER_ID_TOKEN_TYPE = 'urn:idp:params:oauth:token-type:user-id';
 export const IMPERSONATION_EVENT = 'token_exchange.impersonation';
+export const IMPERSONATION_AUDIT_TYPE = 'token.impersonation';
 
 const PARAMETERS = ['audience', 'resource', 'scope', 'requested_token_type', 'subject_token', 'subject_token_type', 'actor_token', 'actor_token_type'];
 const REPEATABLE = ['audience', 'resource'];
@@ -47,8 +50,10 @@ export interface TokenExchangeDependencies {
   verificationKeys: () => JWTVerifyGetKey;
   // The provider's own resolution of an API (audience, lifetime, signing): one source for every grant.
   resourceServerInfo: ResourceServerInfo;
-  // The deny list of revoked JWT access tokens, by jti, once one exists (issue 5 item 3).
+  // The deny list of revoked JWT access tokens, by jti (src/oidc/revocation.ts).
   isRevokedJti?: (jti: string) => Promise<boolean>;
+  // Impersonations, granted and refused, go to the tenant's audit trail.
+  audit?: Pick<AuditService, 'record'>;
 }
 
 // An access token this provider issued to a user, still valid.
@@ -155,7 +160,16 @@ async function exchange(provider: Provider, deps: TokenExchangeDependencies, ctx
   const value = await token.save();
 
   if (exchanged.impersonation) {
-    // A security event until the audit trail (issue 8) exists: a stable `event` field to alert on.
+    // Recorded before the token leaves: no audit entry, no impersonation token.
+    await deps.audit?.record(undefined, {
+      tenantId: subject.tenantId,
+      type: IMPERSONATION_AUDIT_TYPE,
+      outcome: 'success',
+      actor: { type: 'user', id: act.sub },
+      target: { type: 'user', id: subject.id },
+      details: { clientId: client.clientId, audience: indicator, scope: token.scope, jti: token.jti, expiresIn: token.expiration },
+      context: { ip: ctx.ip, userAgent: ctx.get('user-agent') || undefined },
+    });
     deps.log.info(
       { event: IMPERSONATION_EVENT, tenantId: subject.tenantId, actorId: act.sub, subjectId: subject.id, clientId: client.clientId, audience: indicator, scope: token.scope, jti: token.jti },
       'impersonation token issued',
@@ -180,6 +194,14 @@ async function impersonation(provider: Provider, deps: TokenExchangeDependencies
   if (actor.clientId !== clientId) throw invalidGrant('the actor token was issued to another client');
   if (actor.act) throw invalidGrant('a delegated token cannot be used to impersonate');
   if (!(await deps.rbac.check(actor.tenantId, 'user', actor.userId, deps.adminApi, IMPERSONATION_PERMISSION))) {
+    await deps.audit?.record(undefined, {
+      tenantId: actor.tenantId,
+      type: IMPERSONATION_AUDIT_TYPE,
+      outcome: 'failure',
+      actor: { type: 'user', id: actor.userId },
+      target: isUuid(userId) ? { type: 'user', id: userId } : undefined,
+      details: { reason: 'missing_permission', clientId },
+    });
     throw invalidGrant(`the actor lacks the ${IMPERSONATION_PERMISSION} permission`);
   }
   if (audience === deps.adminApi) throw new errors.InvalidTarget('impersonation tokens are not issued for the admin API');

@@ -2,6 +2,7 @@
 // fixed window. take() counts the attempt before the caller checks it, so parallel requests
 // cannot all slip past the limit; reset() after a success forgets the failures.
 import type { HotStore } from '../store/hot-store.ts';
+import { countAttemptRefused } from '../ops/metrics.ts';
 
 export interface AttemptLimiterOptions {
   // Part of the hot-store key; one name per kind of attempt.
@@ -23,7 +24,9 @@ export function createAttemptLimiter(hot: HotStore, options: AttemptLimiterOptio
   return {
     windowSeconds,
     async take(key: string): Promise<boolean> {
-      return (await hot.increment(counterKey(key), windowSeconds)) <= limit;
+      const attempts = await hot.increment(counterKey(key), windowSeconds);
+      if (attempts > limit) countAttemptRefused(name, attempts === limit + 1);
+      return attempts <= limit;
     },
     async reset(key: string): Promise<void> {
       await hot.delete(counterKey(key));

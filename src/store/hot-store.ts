@@ -13,6 +13,27 @@ export interface HotStore {
   setMembers(key: string): Promise<string[]>;
   publish(channel: string, message: string): Promise<void>;
   subscribe(channel: string, handler: (message: string) => void): Promise<void>;
+  // Append-only streams read through consumer groups (Redis Streams). An append carries a dedupe
+  // id: a second append with the same id within dedupeSeconds is dropped (null), so a publisher
+  // that retries after a crash puts an event in the stream once.
+  appendToStream(stream: string, entry: StreamAppend): Promise<string | null>;
+  // New entries for this consumer of the group; the group is created (from the stream's start)
+  // when missing. Entries stay pending until acknowledged.
+  readStreamGroup(stream: string, group: string, consumer: string, count: number): Promise<StreamEntry[]>;
+  acknowledgeStream(stream: string, group: string, ids: string[]): Promise<number>;
   ping(): Promise<boolean>;
   close(): Promise<void>;
+}
+
+export interface StreamAppend {
+  dedupeId: string;
+  dedupeSeconds: number;
+  fields: Record<string, string>;
+  // The stream is trimmed to about this many entries, so it cannot grow without limit.
+  maxLength: number;
+}
+
+export interface StreamEntry {
+  id: string;
+  fields: Record<string, string>;
 }

@@ -1,9 +1,17 @@
 import { EventEmitter } from 'node:events';
-import type { HotStore } from './hot-store.ts';
+import type { HotStore, StreamAppend, StreamEntry } from './hot-store.ts';
 
 interface Entry {
   value: string | Set<string>;
   expiresAt: number; // epoch ms; Infinity when no TTL
+}
+
+// A stream as Redis keeps one: entries with ids "<ms>-<n>" in increasing order, and per consumer
+// group the last id handed out and the entries handed out but not yet acknowledged.
+interface MemoryStream {
+  entries: StreamEntry[];
+  lastId: [number, number];
+  groups: Map<string, { lastDelivered: [number, number]; pending: Map<string, string> }>;
 }
 
 const SWEEP_INTERVAL_MS = 30_000;
@@ -15,6 +23,7 @@ export class MemoryHotStore implements HotStore {
   readonly kind = 'memory' as const;
   #entries = new Map<string, Entry>();
   #events = new EventEmitter();
+  #streams = new Map<string, MemoryStream>();
   #sweeper: NodeJS.Timeout;
   #now: () => number;
 
@@ -75,6 +84,41 @@ export class MemoryHotStore implements HotStore {
     this.#events.on(channel, handler);
   }
 
+  async appendToStream(stream: string, entry: StreamAppend): Promise<string | null> {
+    if (!(await this.setIfAbsent(`${stream}:dedupe:${entry.dedupeId}`, '1', entry.dedupeSeconds))) return null;
+    const target = this.#stream(stream);
+    const now = this.#now();
+    const [lastMs, lastSeq] = target.lastId;
+    target.lastId = now > lastMs ? [now, 0] : [lastMs, lastSeq + 1];
+    const id = target.lastId.join('-');
+    target.entries.push({ id, fields: { ...entry.fields } });
+    if (target.entries.length > entry.maxLength) {
+      // Unlike Redis, trimmed entries also leave the pending lists: in process, nothing may grow unbounded.
+      const trimmed = target.entries.splice(0, target.entries.length - entry.maxLength);
+      for (const group of target.groups.values()) for (const old of trimmed) group.pending.delete(old.id);
+    }
+    return id;
+  }
+
+  async readStreamGroup(stream: string, group: string, consumer: string, count: number): Promise<StreamEntry[]> {
+    const target = this.#stream(stream);
+    let state = target.groups.get(group);
+    if (!state) {
+      state = { lastDelivered: [0, 0], pending: new Map() };
+      target.groups.set(group, state);
+    }
+    const start = firstAfter(target.entries, state.lastDelivered);
+    const fresh = target.entries.slice(start, start + count);
+    for (const entry of fresh) state.pending.set(entry.id, consumer);
+    if (fresh.length) state.lastDelivered = parseId(fresh[fresh.length - 1].id);
+    return fresh.map((entry) => ({ id: entry.id, fields: { ...entry.fields } }));
+  }
+
+  async acknowledgeStream(stream: string, group: string, ids: string[]): Promise<number> {
+    const pending = this.#streams.get(stream)?.groups.get(group)?.pending;
+    return pending ? ids.filter((id) => pending.delete(id)).length : 0;
+  }
+
   async ping(): Promise<boolean> {
     return true;
   }
@@ -87,6 +131,16 @@ export class MemoryHotStore implements HotStore {
   // Test hook mirroring FLUSHDB on Redis.
   clear(): void {
     this.#entries.clear();
+    this.#streams.clear();
+  }
+
+  #stream(name: string): MemoryStream {
+    let stream = this.#streams.get(name);
+    if (!stream) {
+      stream = { entries: [], lastId: [0, 0], groups: new Map() };
+      this.#streams.set(name, stream);
+    }
+    return stream;
   }
 
   #expiry(ttlSeconds?: number): number {
@@ -110,4 +164,25 @@ export class MemoryHotStore implements HotStore {
       if (++visited >= SWEEP_BATCH) break;
     }
   }
+}
+
+function parseId(id: string): [number, number] {
+  const [ms, seq] = id.split('-');
+  return [Number(ms), Number(seq)];
+}
+
+function compareIds(a: [number, number], b: [number, number]): number {
+  return a[0] - b[0] || a[1] - b[1];
+}
+
+// The index of the first entry with an id above `id` (entries are in increasing id order).
+function firstAfter(entries: StreamEntry[], id: [number, number]): number {
+  let low = 0;
+  let high = entries.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (compareIds(parseId(entries[middle].id), id) > 0) high = middle;
+    else low = middle + 1;
+  }
+  return low;
 }

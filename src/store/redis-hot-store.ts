@@ -1,5 +1,5 @@
 import { Redis, Cluster, type RedisOptions } from 'ioredis';
-import type { HotStore } from './hot-store.ts';
+import type { HotStore, StreamAppend, StreamEntry } from './hot-store.ts';
 
 // Lua keeps each multi-step operation atomic and single-key, so it is valid on Redis Cluster too.
 const INCREMENT_WITH_TTL = `
@@ -13,7 +13,18 @@ local ttl = redis.call('TTL', KEYS[1])
 if ttl < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 return 1`;
 
+// The dedupe marker and the entry are written together or not at all.
+const APPEND_ONCE = `
+if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then return false end
+return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))`;
+
+// A stream and its dedupe markers share one hash tag, so the script stays in one slot of a cluster.
+function streamKey(stream: string): string {
+  return `{${stream}}`;
+}
+
 type Client = (Redis | Cluster) & {
+  appendOnce(stream: string, marker: string, ttl: number, maxLength: number, ...fields: string[]): Promise<string | null>;
   incrementWithTtl(key: string, ttl: number): Promise<number>;
   addToSetGrowingTtl(key: string, member: string, ttl: number): Promise<number>;
 };
@@ -29,6 +40,7 @@ export class RedisHotStore implements HotStore {
   #subscriber?: Redis | Cluster;
   #handlers = new Map<string, Array<(message: string) => void>>();
   #channelPrefix: string;
+  #knownGroups = new Set<string>();
 
   constructor(options: RedisHotStoreOptions) {
     const common: RedisOptions = {
@@ -47,6 +59,7 @@ export class RedisHotStore implements HotStore {
         : new Redis(options.urls[0], common);
     client.defineCommand('incrementWithTtl', { numberOfKeys: 1, lua: INCREMENT_WITH_TTL });
     client.defineCommand('addToSetGrowingTtl', { numberOfKeys: 1, lua: ADD_TO_SET_GROWING_TTL });
+    client.defineCommand('appendOnce', { numberOfKeys: 2, lua: APPEND_ONCE });
     // Errors surface on the commands that fail; the 'error' event alone must not crash the process.
     client.on('error', () => {});
     this.client = client as Client;
@@ -96,6 +109,33 @@ export class RedisHotStore implements HotStore {
     await subscriber.subscribe(full);
   }
 
+  async appendToStream(stream: string, entry: StreamAppend): Promise<string | null> {
+    const key = streamKey(stream);
+    const fields = Object.entries(entry.fields).flat();
+    const id = await this.client.appendOnce(key, `${key}:dedupe:${entry.dedupeId}`, Math.max(1, Math.ceil(entry.dedupeSeconds)), entry.maxLength, ...fields);
+    return id ?? null;
+  }
+
+  async readStreamGroup(stream: string, group: string, consumer: string, count: number): Promise<StreamEntry[]> {
+    const key = streamKey(stream);
+    const read = () => this.client.xreadgroup('GROUP', group, consumer, 'COUNT', count, 'STREAMS', key, '>') as Promise<Array<[string, Array<[string, string[]]>]> | null>;
+    if (!this.#knownGroups.has(`${key} ${group}`)) await this.#createGroup(key, group);
+    let reply;
+    try {
+      reply = await read();
+    } catch (error) {
+      // The stream (and its groups) was deleted since: create the group again.
+      if (!String((error as Error).message).startsWith('NOGROUP')) throw error;
+      await this.#createGroup(key, group);
+      reply = await read();
+    }
+    return (reply?.[0]?.[1] ?? []).map(([id, flat]) => ({ id, fields: pairs(flat) }));
+  }
+
+  async acknowledgeStream(stream: string, group: string, ids: string[]): Promise<number> {
+    return ids.length ? this.client.xack(streamKey(stream), group, ...ids) : 0;
+  }
+
   async ping(): Promise<boolean> {
     try {
       return (await this.client.ping()) === 'PONG';
@@ -107,6 +147,15 @@ export class RedisHotStore implements HotStore {
   async close(): Promise<void> {
     this.#subscriber?.disconnect();
     this.client.disconnect();
+  }
+
+  async #createGroup(key: string, group: string): Promise<void> {
+    try {
+      await this.client.xgroup('CREATE', key, group, '0', 'MKSTREAM');
+    } catch (error) {
+      if (!String((error as Error).message).startsWith('BUSYGROUP')) throw error;
+    }
+    this.#knownGroups.add(`${key} ${group}`);
   }
 
   #subscriberConnection(): Redis | Cluster {
@@ -125,4 +174,10 @@ export class RedisHotStore implements HotStore {
 function parseNode(url: string): { host: string; port: number } {
   const parsed = new URL(url);
   return { host: parsed.hostname, port: Number(parsed.port || 6379) };
+}
+
+function pairs(flat: string[]): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (let index = 0; index + 1 < flat.length; index += 2) fields[flat[index]] = flat[index + 1];
+  return fields;
 }

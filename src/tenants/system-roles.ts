@@ -6,6 +6,8 @@ export const ADMIN_API_PERMISSIONS = [
   'users:write',
   'sessions:read',
   'sessions:write',
+  'webhooks:read',
+  'webhooks:write',
   'roles:read',
   'roles:write',
   'clients:read',
@@ -14,6 +16,7 @@ export const ADMIN_API_PERMISSIONS = [
   'apis:write',
   'rbac:check',
   'users:impersonate',
+  'audit:read',
 ] as const;
 
 export type AdminPermission = (typeof ADMIN_API_PERMISSIONS)[number];
@@ -24,7 +27,7 @@ export const IMPERSONATION_PERMISSION = 'users:impersonate' satisfies AdminPermi
 
 export function systemRoleDefinitions(adminApi: string, platform: boolean) {
   const grant = (...permissions: AdminPermission[]) => permissions.map((permission) => ({ api: adminApi, permission }));
-  const tenantAdmin = grant('tenants:read', 'users:read', 'users:write', 'sessions:read', 'sessions:write', 'roles:read', 'roles:write', 'clients:read', 'clients:write', 'apis:read', 'rbac:check');
+  const tenantAdmin = grant('tenants:read', 'users:read', 'users:write', 'sessions:read', 'sessions:write', 'webhooks:read', 'webhooks:write', 'roles:read', 'roles:write', 'clients:read', 'clients:write', 'apis:read', 'rbac:check', 'audit:read');
   return [
     // In the platform tenant, root-admin manages every tenant and the APIs.
     { name: 'root-admin', description: platform ? 'Manages the platform: every tenant, API and client' : 'Full control of this tenant', permissions: platform ? grant(...ADMIN_API_PERMISSIONS.filter((permission) => permission !== IMPERSONATION_PERMISSION)) : [...tenantAdmin, ...grant('tenants:write')] },

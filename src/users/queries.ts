@@ -108,6 +108,14 @@ export const userQueries = {
     return row;
   },
 
+  // The latest sign-in time; an older one arriving late never moves it back. Not a profile change:
+  // the version stays.
+  async recordLogin(trx: TenantTransaction, tenantId: string, id: string, at: string): Promise<void> {
+    await trx('users')
+      .where({ tenant_id: tenantId, id })
+      .update({ last_login_at: trx.raw('greatest(coalesce(last_login_at, ?::timestamptz), ?::timestamptz)', [at, at]) });
+  },
+
   async hardDelete(trx: TenantTransaction, tenantId: string, id: string): Promise<boolean> {
     return (await trx('users').where({ tenant_id: tenantId, id }).delete(['id'])).length > 0;
   },

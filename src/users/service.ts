@@ -8,6 +8,7 @@
 // (the OIDC layer revokes their sessions, grants and tokens). Every tenant-scoped read and write
 // runs in withTenant, under row-level security.
 import { randomUUID } from 'node:crypto';
+import type { Knex } from 'knex';
 import type { Database } from '../store/database.ts';
 import type { PasswordHashing } from '../security/passwords.ts';
 import type { AttributeSchema } from '../tenants/attribute-schema.ts';
@@ -383,6 +384,12 @@ export function createUserService(deps: UserServiceDependencies) {
       const candidate = typeof password === 'string' && password.length <= MAX_PASSWORD ? password : '';
       const valid = await passwords.verify(row?.password_hash, candidate);
       return row && valid && row.status === 'active' ? toUser(row) : undefined;
+    },
+
+    // A sign-in happened at `at` (ISO time): kept as the user's last login, in the caller's transaction.
+    async recordLogin(trx: Knex.Transaction, tenantId: string, userId: string, at: string): Promise<void> {
+      if (!isUuid(userId)) return;
+      await withTenant(trx, tenantId, (scoped) => userQueries.recordLogin(scoped, tenantId, userId, at));
     },
 
     // For findAccount and other platform code holding only a user id: active, non-deleted users

@@ -5,7 +5,7 @@ import * as oidc from 'openid-client';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, generateKeyPair, importJWK, jwtVerify, SignJWT } from 'jose';
 import { forEachBackend, type BackendEnv } from '../helpers/backends.ts';
 import { startInstance, type Instance } from '../helpers/instance.ts';
-import { API, USER, basicAuth, createFixtures, introspect, type Fixtures } from '../helpers/fixtures.ts';
+import { API, USER, basicAuth, clientCredentialsToken, createFixtures, introspect, type Fixtures } from '../helpers/fixtures.ts';
 import { authorizeWithLogin, discover, REDIRECT_URI } from '../helpers/rp.ts';
 import { DEFAULT_TENANT_ID } from '../../src/tenants/constants.ts';
 import { IMPERSONATION_PERMISSION } from '../../src/tenants/system-roles.ts';
@@ -266,6 +266,21 @@ forEachBackend('token exchange (RFC 8693)', (backend) => {
     // Taking the role away refuses the next call with the same, still valid, actor token.
     await instance.runtime.rbac.unassign(DEFAULT_TENANT_ID, impersonatorRoleId, 'user', adminId);
     expectError(await impersonate(console, actorToken), 'invalid_grant');
+
+    // The audit trail, read through the admin API: the impersonation granted, and the two refused
+    // for the missing permission (the tenant admin's, and the administrator's after losing the role).
+    const registered = await instance.runtime.clients.create({ name: 'Auditor', grantTypes: ['client_credentials'], tenantId: DEFAULT_TENANT_ID });
+    const auditor = { clientId: registered.client.clientId, clientSecret: registered.clientSecret! };
+    await instance.runtime.rbac.assign(DEFAULT_TENANT_ID, (await instance.runtime.rbac.roleIdByName(DEFAULT_TENANT_ID, 'admin'))!, 'client', auditor.clientId);
+    const adminToken = (await (await clientCredentialsToken(issuer, auditor, { resource: instance.runtime.adminApi, scope: 'audit:read' })).json()) as { access_token: string };
+    const response = await fetch(`${issuer}/api/v1/tenants/${DEFAULT_TENANT_ID}/audit?type=token.impersonation`, { headers: { authorization: `Bearer ${adminToken.access_token}` } });
+    expect(response.status).to.equal(200);
+    const { items } = (await response.json()) as { items: Array<{ outcome: string; actor: { id: string } | null; target: { id: string } | null; details: Record<string, unknown> }> };
+    expect(items.map((item) => item.outcome).sort()).to.deep.equal(['failure', 'failure', 'success']);
+    const granted = items.find((item) => item.outcome === 'success')!;
+    expect(granted.actor?.id).to.equal(adminId);
+    expect(granted.target?.id).to.equal(fixtures.userId);
+    expect(granted.details).to.include({ clientId: console.clientId, audience: DOWNSTREAM.identifier, jti: payload.jti });
   });
   it('denies exchanged tokens when their user is suspended or changes password, although they belong to no grant', async () => {
     const { runtime } = instance;
