@@ -42,6 +42,9 @@ export function buildApp(runtime: Runtime): Koa {
     csrfKey: runtime.secrets.cookieKeys[0],
     interactionTtlSeconds: config.ttl.interaction,
     sessions: runtime.sessions,
+    db: runtime.db,
+    audit: runtime.audit,
+    outbox: runtime.outbox,
   });
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());

@@ -30,7 +30,7 @@ import { createViews, type Views } from './http/views.ts';
 import { createLogger } from './http/logger.ts';
 import { createRevocationBus, type RevocationBus } from './events/revocation-bus.ts';
 import { REVOCATIONS_READ } from './events/stream-access.ts';
-import { createEventPipeline } from './outbox/pipeline.ts';
+import { createEventPipeline, type EventPipeline } from './outbox/pipeline.ts';
 import type { OutboxService } from './outbox/service.ts';
 import type { EventWorker } from './outbox/worker.ts';
 import type { WebhookService } from './webhooks/service.ts';
@@ -92,11 +92,14 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
     await migrateToLatest(db);
     const views = createViews();
     const audit = createAuditService({ db });
+    // The pipeline needs the user service, the services need its outbox: they meet once both exist.
+    let pipeline: EventPipeline | undefined;
+    const outbox: Pick<OutboxService, 'enqueue'> = { enqueue: (trx, event) => pipeline!.outbox.enqueue(trx, event) };
     const passwords = createPasswordHashing(config.argon2);
-    const apis = createApiResourceService(db, hot);
-    const rbac = createRbacService(db, hot, apis);
+    const apis = createApiResourceService(db, hot, audit);
+    const rbac = createRbacService(db, hot, apis, { audit, outbox });
     const adminApi = `${config.issuer}/api`;
-    const tenants = createTenantService(db, rbac, () => adminApi, hot);
+    const tenants = createTenantService(db, rbac, () => adminApi, hot, audit);
     let providerHost: ProviderHost | undefined;
     const users = createUserService({
       db,
@@ -111,7 +114,11 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       onAccessRevoked: (userId, context) => providerHost!.revokeAccount(userId, context?.reason, { tenantId: context?.tenantId }),
       forgetRoles: (trx, userId) => rbacQueries.forgetSubject(trx, 'user', userId),
       passwordPolicy: async (tenantId) => (await tenants.get(tenantId)).policies.password,
+      audit,
+      outbox,
     });
+    const events = createEventPipeline({ config, db, hot, log, keyEncryptionKey: secrets.keyEncryptionKey, users, audit, now: options.now });
+    pipeline = events;
     const mailer = createMailer(config, log);
     const credentials = createCredentialService({
       db,
@@ -121,15 +128,19 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       views,
       issuer: config.issuer,
       hot,
+      audit,
+      // The pipeline is built below; enqueue is only called while serving requests.
+      outbox: { enqueue: (trx, event) => events.outbox.enqueue(trx, event) },
       onAccessRevoked: (userId, context) => providerHost!.revokeAccount(userId, context?.reason, { tenantId: context?.tenantId }),
     });
     const maxSignedTokenLifetimeSeconds = Math.max(config.ttl.idToken, config.ttl.accessToken, config.ttl.clientCredentials) + 60;
-    const keys = createKeyService({ db, hot, keyEncryptionKey: secrets.keyEncryptionKey, maxSignedTokenLifetimeSeconds });
-    const mfa = createMfaService({ db, keyEncryptionKey: secrets.keyEncryptionKey });
+    const keys = createKeyService({ db, hot, keyEncryptionKey: secrets.keyEncryptionKey, maxSignedTokenLifetimeSeconds, audit });
+    const mfa = createMfaService({ db, keyEncryptionKey: secrets.keyEncryptionKey, audit });
     const clients = createClientService({
       db,
       hot,
       validate: (metadata) => providerHost!.validateClientMetadata(metadata),
+      audit,
     });
     const loginTenant = loginTenantResolver(clients, tenants);
     const sessions = createSessionService({
@@ -141,6 +152,8 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       policy: async (tenantId) => (await tenants.policies(tenantId)).sessions,
       maxSessionSeconds: config.ttl.session,
       now: options.now,
+      audit,
+      outbox: events.outbox,
     });
     const sessionPolicy = createSessionPolicyHooks({ sessions, users });
     const identities = createIdentityLinkService({ db });
@@ -151,7 +164,6 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
     // Granted through RBAC to the machine clients of resource servers that read the revocation stream.
     await apis.ensure({ identifier: adminApi, name: 'Admin API', scopes: [REVOCATIONS_READ] });
     await tenants.ensurePlatformRoles(DEFAULT_TENANT_ID);
-    const events = createEventPipeline({ config, db, hot, log, keyEncryptionKey: secrets.keyEncryptionKey, users, now: options.now });
     const stopSessionPurge = options.serve ? startSessionPurge(sessions, log, config.purgeIntervalSeconds) : () => {};
     const stopLagProbe = options.serve ? sampleOutboxLagOnScrape(() => events.outbox.lagSeconds()) : () => {};
     if (options.serve) {

@@ -12,6 +12,7 @@ import { problem } from '../http/errors.ts';
 import type { AccountService } from './service.ts';
 import { sessionView } from '../sessions/view.ts';
 import type { AccountPrincipal } from './bearer.ts';
+import type { RequestContext } from './account-audit.ts';
 
 export interface AccountApiDependencies {
   account: AccountService;
@@ -48,6 +49,10 @@ function profileJson(user: User) {
 function body(ctx: Context): Record<string, unknown> {
   const value = (ctx.request as { body?: unknown }).body;
   return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+}
+
+function requestContext(ctx: Context): RequestContext {
+  return { ip: ctx.ip, userAgent: ctx.get('user-agent') || undefined };
 }
 
 export function accountApiRoutes(deps: AccountApiDependencies): Router {
@@ -96,7 +101,7 @@ export function accountApiRoutes(deps: AccountApiDependencies): Router {
 
   router.post('/password', async (ctx) => {
     const { currentPassword, newPassword } = body(ctx);
-    await account.changePassword(me(ctx).tenantId, me(ctx).userId, currentPassword, newPassword, { currentSid: me(ctx).sessionUid });
+    await account.changePassword(me(ctx).tenantId, me(ctx).userId, currentPassword, newPassword, { currentSid: me(ctx).sessionUid, context: requestContext(ctx) });
     ctx.status = 204;
   });
 
@@ -107,15 +112,15 @@ export function accountApiRoutes(deps: AccountApiDependencies): Router {
 
   router.delete('/mfa', async (ctx) => {
     const { tenantId, userId } = me(ctx);
-    await account.verifyPassword(tenantId, userId, body(ctx).currentPassword);
-    await account.removeMfa(tenantId, userId);
+    await account.verifyPassword(tenantId, userId, body(ctx).currentPassword, requestContext(ctx));
+    await account.removeMfa(tenantId, userId, requestContext(ctx));
     ctx.status = 204;
   });
 
   // Starts (or restarts) enrolling an authenticator app; active only once confirmed with a code.
   router.post('/mfa/totp', async (ctx) => {
     const { tenantId, userId } = me(ctx);
-    await account.verifyPassword(tenantId, userId, body(ctx).currentPassword);
+    await account.verifyPassword(tenantId, userId, body(ctx).currentPassword, requestContext(ctx));
     const enrolment = await account.beginTotpEnrolment(tenantId, userId);
     ctx.status = 201;
     ctx.body = { secret: enrolment.secret, otpauthUri: enrolment.otpauthUri, qrSvg: enrolment.qrSvg };
@@ -125,16 +130,16 @@ export function accountApiRoutes(deps: AccountApiDependencies): Router {
     const { tenantId, userId } = me(ctx);
     const { code } = body(ctx);
     if (typeof code !== 'string' || !code.trim()) throw new ValidationError('send the code the authenticator app shows', { code: 'required' });
-    const confirmed = await account.confirmTotpEnrolment(tenantId, userId, code);
+    const confirmed = await account.confirmTotpEnrolment(tenantId, userId, code, requestContext(ctx));
     if (!confirmed) throw new ValidationError('the code is not correct, or no enrolment is pending', { code: 'not correct' });
     ctx.body = { backupCodes: confirmed.backupCodes };
   });
 
   router.post('/mfa/backup-codes', async (ctx) => {
     const { tenantId, userId } = me(ctx);
-    await account.verifyPassword(tenantId, userId, body(ctx).currentPassword);
+    await account.verifyPassword(tenantId, userId, body(ctx).currentPassword, requestContext(ctx));
     ctx.status = 201;
-    ctx.body = { backupCodes: await account.regenerateBackupCodes(tenantId, userId) };
+    ctx.body = { backupCodes: await account.regenerateBackupCodes(tenantId, userId, requestContext(ctx)) };
   });
 
   router.get('/sessions', async (ctx) => {
@@ -147,18 +152,18 @@ export function accountApiRoutes(deps: AccountApiDependencies): Router {
   // Like the page's "sign out all other sessions": the session of this token stays, when known.
   router.post('/sessions/end-others', async (ctx) => {
     if (!me(ctx).sessionUid) throw new ConflictError('this token does not name the session it was issued in, so the others cannot be told apart; end them one by one');
-    const ended = await account.endOtherSessions(me(ctx).tenantId, me(ctx).userId, me(ctx).sessionUid);
+    const ended = await account.endOtherSessions(me(ctx).tenantId, me(ctx).userId, me(ctx).sessionUid, requestContext(ctx));
     ctx.body = { ended };
   });
 
   // Every session, the one of this token included: its refresh token and this access token's
   // grant end too.
   router.post('/sessions/end-all', async (ctx) => {
-    ctx.body = { ended: await account.endAllSessions(me(ctx).tenantId, me(ctx).userId, me(ctx).sessionUid) };
+    ctx.body = { ended: await account.endAllSessions(me(ctx).tenantId, me(ctx).userId, me(ctx).sessionUid, requestContext(ctx)) };
   });
 
   router.delete('/sessions/:id', async (ctx) => {
-    await account.endSession(me(ctx).tenantId, me(ctx).userId, ctx.params.id);
+    await account.endSession(me(ctx).tenantId, me(ctx).userId, ctx.params.id, requestContext(ctx));
     ctx.status = 204;
   });
 

@@ -6,6 +6,7 @@ import { createAccountService } from './service.ts';
 import { accountRoutes } from './routes.ts';
 import { accountApiRoutes } from './api.ts';
 import { accountBearerResolver } from './bearer.ts';
+import { createAccountAudit } from './account-audit.ts';
 
 export function accountRouters(runtime: Runtime): { pages: Router; api: Router } {
   const { config, providerHost, users, tenants, clients } = runtime;
@@ -16,6 +17,7 @@ export function accountRouters(runtime: Runtime): { pages: Router; api: Router }
     identities: runtime.identities,
     mfa: runtime.mfa,
     credentials: runtime.credentials,
+    records: createAccountAudit({ db: runtime.db, audit: runtime.audit, outbox: runtime.outbox }),
     hot: runtime.hot,
     issuerLabel: new URL(config.issuer).host,
     revokeUserAccess: (tenantId, userId, keepSessionUid) => providerHost.revokeAccount(userId, 'password_changed', { tenantId, keepSessionUid }),

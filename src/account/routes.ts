@@ -18,6 +18,7 @@ import { accountSessions, type AccountSession } from './account-session.ts';
 import { authorizationUrl, endSessionUrl, newVerifier, redeemCode } from './login.ts';
 import type { HotStore } from '../store/hot-store.ts';
 import { PasswordPolicyError, translatePasswordProblems } from '../security/password-policy.ts';
+import type { RequestContext } from './account-audit.ts';
 
 export interface AccountRouteDependencies {
   issuer: string;
@@ -45,6 +46,10 @@ const MAX_FIELD = 1024;
 
 function safeReturnPath(value: unknown): string {
   return typeof value === 'string' && /^\/account(\/(password|mfa|sessions|identities))?$/.test(value) ? value : '/account';
+}
+
+function requestContext(ctx: Context): RequestContext {
+  return { ip: ctx.ip, userAgent: ctx.get('user-agent') || undefined };
 }
 
 function epochSeconds(): number {
@@ -192,7 +197,7 @@ export function accountRoutes(deps: AccountRouteDependencies): Router {
     const confirmation = formField(ctx, 'confirmPassword') ?? '';
     try {
       if (newPassword !== confirmation) throw new ValidationError('the passwords differ', { confirmPassword: 'mismatch' });
-      await account.changePassword(session.tenantId, session.userId, currentPassword, newPassword, { locale: requestLocale(ctx), currentSid: session.sid });
+      await account.changePassword(session.tenantId, session.userId, currentPassword, newPassword, { locale: requestLocale(ctx), currentSid: session.sid, context: requestContext(ctx) });
     } catch (error) {
       if (error instanceof TooManyAttemptsError) {
         ctx.set('Retry-After', String(error.retryAfterSeconds));
@@ -241,7 +246,7 @@ export function accountRoutes(deps: AccountRouteDependencies): Router {
     const { session } = signed(ctx);
     let confirmed;
     try {
-      confirmed = await account.confirmTotpEnrolment(session.tenantId, session.userId, formField(ctx, 'code') ?? '');
+      confirmed = await account.confirmTotpEnrolment(session.tenantId, session.userId, formField(ctx, 'code') ?? '', requestContext(ctx));
     } catch (error) {
       if (!(error instanceof TooManyAttemptsError)) throw error;
       ctx.set('Retry-After', String(error.retryAfterSeconds));
@@ -255,7 +260,7 @@ export function accountRoutes(deps: AccountRouteDependencies): Router {
     if (!(await recentlySignedIn(ctx, '/account/mfa'))) return;
     const { session } = signed(ctx);
     try {
-      const backupCodes = await account.regenerateBackupCodes(session.tenantId, session.userId);
+      const backupCodes = await account.regenerateBackupCodes(session.tenantId, session.userId, requestContext(ctx));
       await mfaPage(ctx, { backupCodes });
     } catch (error) {
       if (!(error instanceof DomainError) || error.status >= 500) throw error;
@@ -266,7 +271,7 @@ export function accountRoutes(deps: AccountRouteDependencies): Router {
   router.post('/mfa/remove', signedIn, async (ctx) => {
     if (!(await recentlySignedIn(ctx, '/account/mfa'))) return;
     const { session } = signed(ctx);
-    await account.removeMfa(session.tenantId, session.userId);
+    await account.removeMfa(session.tenantId, session.userId, requestContext(ctx));
     done(ctx, '/account/mfa', 'mfaRemoved');
   });
 
@@ -292,13 +297,13 @@ export function accountRoutes(deps: AccountRouteDependencies): Router {
 
   router.post('/sessions/end-others', signedIn, async (ctx) => {
     const { session } = signed(ctx);
-    await account.endOtherSessions(session.tenantId, session.userId, session.sid);
+    await account.endOtherSessions(session.tenantId, session.userId, session.sid, requestContext(ctx));
     done(ctx, '/account/sessions', 'otherSessionsEnded');
   });
 
   router.post('/sessions/end-all', signedIn, async (ctx) => {
     const { session } = signed(ctx);
-    await account.endAllSessions(session.tenantId, session.userId, session.sid);
+    await account.endAllSessions(session.tenantId, session.userId, session.sid, requestContext(ctx));
     await sessions.end(ctx);
     ctx.status = 303;
     ctx.redirect('/account/signed-out');
@@ -309,7 +314,7 @@ export function accountRoutes(deps: AccountRouteDependencies): Router {
     const list = await account.sessions(session.tenantId, session.userId, session.sid);
     const target = list.find((item) => item.id === ctx.params.id);
     if (!target) return errorPage(ctx, 404, 'sessionNotFound');
-    await account.endSession(session.tenantId, session.userId, target.id);
+    await account.endSession(session.tenantId, session.userId, target.id, requestContext(ctx));
     if (target.current) {
       await sessions.end(ctx);
       ctx.status = 303;

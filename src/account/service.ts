@@ -6,6 +6,7 @@ import type { IdentityLinkService, LinkedIdentity } from './identities/service.t
 import type { TenantService } from '../tenants/service.ts';
 import type { HotStore } from '../store/hot-store.ts';
 import type { AccountCredentials, AccountMfa } from './ports.ts';
+import type { AccountAudit, RequestContext, SignOutReason, SignOutScope } from './account-audit.ts';
 import { TooManyAttemptsError, ValidationError } from '../errors.ts';
 import { createAttemptLimiter, type AttemptLimiter } from '../security/attempt-limiter.ts';
 import { MAX_PASSWORD } from '../users/validation.ts';
@@ -17,6 +18,8 @@ export interface AccountServiceDependencies {
   identities: IdentityLinkService;
   mfa: AccountMfa;
   credentials: AccountCredentials;
+  // Sign-outs and lockouts in the audit trail (and session.revoked events).
+  records: AccountAudit;
   // Counts guesses at the current password and at enrolment codes, per user.
   hot: HotStore;
   // The TOTP issuer label when the tenant has no display name of its own.
@@ -43,22 +46,39 @@ export function createAccountService(deps: AccountServiceDependencies) {
   const limiterKey = (tenantId: string, userId: string) => `${tenantId}:${userId}`;
 
   // Counts the attempt before it is checked, so parallel requests cannot race past the limit.
-  async function limited<T>(limiter: AttemptLimiter, tenantId: string, userId: string, what: string, attempt: () => Promise<T>, succeeded: (result: T) => boolean): Promise<T> {
+  // The first refusal of a window is recorded (security.lockout); later ones only refused.
+  async function limited<T>(limiter: AttemptLimiter, tenantId: string, userId: string, what: string, attempt: () => Promise<T>, succeeded: (result: T) => boolean, context?: RequestContext): Promise<T> {
     const key = limiterKey(tenantId, userId);
-    if (!(await limiter.take(key))) throw new TooManyAttemptsError(`too many wrong ${what}; try again later`, limiter.windowSeconds);
+    const verdict = await limiter.attempt(key);
+    if (verdict === 'blocked') await deps.records.lockedOut(tenantId, userId, limiter.name, context);
+    if (verdict !== 'allowed') throw new TooManyAttemptsError(`too many wrong ${what}; try again later`, limiter.windowSeconds);
     const result = await attempt();
     if (succeeded(result)) await limiter.reset(key);
     return result;
   }
 
-  function checkCurrentPassword(tenantId: string, userId: string, password: string): Promise<boolean> {
-    return limited(passwordAttempts, tenantId, userId, 'current passwords', () => users.verifyPassword(tenantId, userId, password), (valid) => valid);
+  function checkCurrentPassword(tenantId: string, userId: string, password: string, context?: RequestContext): Promise<boolean> {
+    return limited(passwordAttempts, tenantId, userId, 'current passwords', () => users.verifyPassword(tenantId, userId, password), (valid) => valid, context);
+  }
+
+  // The sessions service ends sessions in its own transactions and reports only how many, so the
+  // ones a sign-out ends are listed first and recorded after.
+  async function signedOut(tenantId: string, userId: string, scope: SignOutScope, keep: { sessionId?: string; sid?: string }, end: () => Promise<number>, context?: RequestContext, reason: SignOutReason = 'signed_out'): Promise<number> {
+    const ending = (await sessions.listActive(tenantId, userId)).filter((session) => session.id !== keep.sessionId && session.sid !== keep.sid);
+    const ended = await end();
+    await deps.records.sessionsRevoked(tenantId, userId, ending.map((session) => session.id), scope, reason, context);
+    return ended;
+  }
+
+  async function keeping(tenantId: string, userId: string, currentSid?: string): Promise<{ sessionId?: string; sid?: string }> {
+    const current = currentSid ? await sessions.findBySid(tenantId, userId, currentSid) : undefined;
+    return { sessionId: current?.id, sid: currentSid };
   }
 
   // Signs out every other session; the one with provider session uid `currentSid` stays.
-  async function endOtherSessions(tenantId: string, userId: string, currentSid?: string): Promise<number> {
-    const current = currentSid ? await sessions.findBySid(tenantId, userId, currentSid) : undefined;
-    return sessions.endAllExcept(tenantId, userId, { sessionId: current?.id, sid: currentSid });
+  async function endOtherSessions(tenantId: string, userId: string, currentSid?: string, context?: RequestContext): Promise<number> {
+    const keep = await keeping(tenantId, userId, currentSid);
+    return signedOut(tenantId, userId, 'others', keep, () => sessions.endAllExcept(tenantId, userId, keep), context);
   }
 
   return {
@@ -73,7 +93,7 @@ export function createAccountService(deps: AccountServiceDependencies) {
 
     // After a change every other session ends (a thief signed in with the old password is out);
     // the one the change came from (`currentSid`) stays. Without a known current session, all end.
-    async changePassword(tenantId: string, userId: string, currentPassword: unknown, newPassword: unknown, options: { locale?: string; currentSid?: string } = {}): Promise<void> {
+    async changePassword(tenantId: string, userId: string, currentPassword: unknown, newPassword: unknown, options: { locale?: string; currentSid?: string; context?: RequestContext } = {}): Promise<void> {
       const fields: Record<string, string> = {};
       if (typeof currentPassword !== 'string' || !currentPassword) fields.currentPassword = 'required';
       else if (currentPassword.length > MAX_PASSWORD) fields.currentPassword = 'not correct';
@@ -84,7 +104,7 @@ export function createAccountService(deps: AccountServiceDependencies) {
       const wrongCurrent = (error: unknown) => error instanceof ValidationError && Boolean(error.fields?.currentPassword);
       await limited(passwordAttempts, tenantId, userId, 'current passwords', async () => {
         try {
-          await credentials.changePassword(tenantId, userId, currentPassword as string, newPassword as string, options.locale);
+          await credentials.changePassword(tenantId, userId, currentPassword as string, newPassword as string, options.locale, options.context);
           return true;
         } catch (error) {
           if (wrongCurrent(error)) throw error;
@@ -92,17 +112,21 @@ export function createAccountService(deps: AccountServiceDependencies) {
           await passwordAttempts.reset(limiterKey(tenantId, userId));
           throw error;
         }
-      }, () => true);
-      await deps.revokeUserAccess?.(tenantId, userId, options.currentSid);
-      await endOtherSessions(tenantId, userId, options.currentSid);
+      }, () => true, options.context);
+      const keep = await keeping(tenantId, userId, options.currentSid);
+      const endOthers = async () => {
+        await deps.revokeUserAccess?.(tenantId, userId, options.currentSid);
+        return sessions.endAllExcept(tenantId, userId, keep);
+      };
+      await signedOut(tenantId, userId, 'others', keep, endOthers, options.context, 'password_changed');
     },
 
     // Re-authentication by password for the API (the pages re-authenticate through a new sign-in).
-    async verifyPassword(tenantId: string, userId: string, password: unknown): Promise<void> {
+    async verifyPassword(tenantId: string, userId: string, password: unknown, context?: RequestContext): Promise<void> {
       if (typeof password !== 'string' || !password || password.length > MAX_PASSWORD) {
         throw new ValidationError('confirm with your current password', { currentPassword: 'required' });
       }
-      if (!(await checkCurrentPassword(tenantId, userId, password))) throw new ValidationError('the current password is not correct', { currentPassword: 'not correct' });
+      if (!(await checkCurrentPassword(tenantId, userId, password, context))) throw new ValidationError('the current password is not correct', { currentPassword: 'not correct' });
     },
 
     mfaStatus(tenantId: string, userId: string) {
@@ -116,17 +140,18 @@ export function createAccountService(deps: AccountServiceDependencies) {
     },
 
     // undefined for a wrong code or when no enrolment is pending.
-    confirmTotpEnrolment(tenantId: string, userId: string, code: unknown) {
+    confirmTotpEnrolment(tenantId: string, userId: string, code: unknown, context?: RequestContext) {
       const candidate = typeof code === 'string' ? code.slice(0, 64) : '';
-      return limited(totpAttempts, tenantId, userId, 'codes', () => mfa.confirmTotpEnrolment(tenantId, userId, candidate), (confirmed) => confirmed !== undefined);
+      const note = { actor: { type: 'user' as const, id: userId }, context };
+      return limited(totpAttempts, tenantId, userId, 'codes', () => mfa.confirmTotpEnrolment(tenantId, userId, candidate, note), (confirmed) => confirmed !== undefined, context);
     },
 
-    regenerateBackupCodes(tenantId: string, userId: string) {
-      return mfa.regenerateBackupCodes(tenantId, userId);
+    regenerateBackupCodes(tenantId: string, userId: string, context?: RequestContext) {
+      return mfa.regenerateBackupCodes(tenantId, userId, { actor: { type: 'user', id: userId }, context });
     },
 
-    removeMfa(tenantId: string, userId: string) {
-      return mfa.remove(tenantId, userId);
+    removeMfa(tenantId: string, userId: string, context?: RequestContext) {
+      return mfa.remove(tenantId, userId, { actor: { type: 'user', id: userId }, context });
     },
 
     // Whether the provider session passed the tenant's idle or absolute limit (it ends then).
@@ -139,13 +164,14 @@ export function createAccountService(deps: AccountServiceDependencies) {
       return active.map((session) => ({ ...session, current: session.sid === currentSid }));
     },
 
-    endSession(tenantId: string, userId: string, sessionId: string): Promise<void> {
-      return sessions.end(tenantId, userId, sessionId);
+    async endSession(tenantId: string, userId: string, sessionId: string, context?: RequestContext): Promise<void> {
+      await sessions.end(tenantId, userId, sessionId);
+      await deps.records.sessionsRevoked(tenantId, userId, [sessionId], 'one', 'signed_out', context);
     },
 
     // Signs out everywhere, the session acting included.
-    endAllSessions(tenantId: string, userId: string, currentSid?: string): Promise<number> {
-      return sessions.endAll(tenantId, userId, { sid: currentSid });
+    endAllSessions(tenantId: string, userId: string, currentSid?: string, context?: RequestContext): Promise<number> {
+      return signedOut(tenantId, userId, 'all', {}, () => sessions.endAll(tenantId, userId, { sid: currentSid }), context);
     },
 
     endOtherSessions,

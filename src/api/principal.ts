@@ -9,6 +9,7 @@ import type { ClientService } from '../clients/service.ts';
 import type { UserService } from '../users/service.ts';
 import type { TenantService } from '../tenants/service.ts';
 import { DomainError } from '../errors.ts';
+import type { KnownOrigin } from '../audit/origin.ts';
 
 export interface Principal {
   tenantId: string;
@@ -69,6 +70,11 @@ export function principalResolver(deps: PrincipalDependencies) {
       permissions: new Set(access.permissions[deps.adminApi] ?? []),
     };
   };
+}
+
+// Who the audit trail records as making a change through the admin API, and from where.
+export function changeOrigin(principal: Principal, ctx: Context): KnownOrigin {
+  return { actor: { type: principal.subjectType, id: principal.subjectId }, context: { ip: ctx.ip, userAgent: ctx.get('user-agent') || undefined } };
 }
 
 // Held by the subject now (RBAC) and granted to this token (its scope).

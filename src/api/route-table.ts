@@ -4,6 +4,7 @@
 import type { Context } from 'koa';
 import type { z } from 'zod';
 import type { Principal } from './principal.ts';
+import type { KnownOrigin } from '../audit/origin.ts';
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
@@ -16,6 +17,8 @@ export interface RouteInput<P, Q, B> {
   query: Q;
   body: B;
   principal: Principal;
+  // The principal as the audit trail records the changes it makes.
+  origin: KnownOrigin;
   // The version the caller read (If-Match), for optimistic concurrency.
   ifMatch?: number;
   ctx: Context;

@@ -7,7 +7,7 @@ import type { Context } from 'koa';
 import type { z } from 'zod';
 import { DomainError, ForbiddenError, ValidationError, fieldErrors } from '../errors.ts';
 import { problem } from '../http/errors.ts';
-import { holds, type Principal } from './principal.ts';
+import { changeOrigin, holds, type Principal } from './principal.ts';
 import type { RouteDefinition } from './route-table.ts';
 
 export const API_PREFIX = '/api/v1';
@@ -78,6 +78,7 @@ export function apiRouter(options: ApiRouterOptions): Router {
         query: parse(definition.query, { ...ctx.query }, 'query'),
         body: parse(definition.body, body, 'body'),
         principal,
+        origin: changeOrigin(principal, ctx),
         ifMatch,
         ctx,
       });

@@ -1,3 +1,4 @@
+import type { Knex } from 'knex';
 import type { Database } from '../store/database.ts';
 
 export interface ClientRow {
@@ -10,7 +11,8 @@ export interface ClientRow {
   updated_at: Date;
 }
 
-export function clientQueries(db: Database) {
+// On the database, or inside a transaction (a change and its audit entry commit together).
+export function clientQueries(db: Database | Knex.Transaction) {
   return {
     find(clientId: string): Promise<ClientRow | undefined> {
       return db('clients').where({ client_id: clientId }).first();

@@ -1,12 +1,17 @@
 // OAuth clients stored in PostgreSQL. Secrets are generated here, shown once and kept only as
 // SHA-256 (they are 256-bit random, so a slow hash would add nothing but latency).
 import { randomUUID } from 'node:crypto';
+import type { Knex } from 'knex';
 import type { Database } from '../store/database.ts';
 import type { HotStore } from '../store/hot-store.ts';
 import { BroadcastCache } from '../store/local-cache.ts';
 import { randomToken, sha256Hex } from '../security/crypto.ts';
 import { privateMembersOf } from '../security/jwk.ts';
 import { clientQueries, type ClientRow } from './queries.ts';
+import type { AuditService } from '../audit/service.ts';
+import { originOf, type ChangeOrigin } from '../audit/origin.ts';
+import { changeDetails } from '../audit/mask.ts';
+import { DEFAULT_TENANT_ID } from '../tenants/constants.ts';
 
 export const CLIENT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
 export type ClientAuthMethod = (typeof CLIENT_AUTH_METHODS)[number];
@@ -55,6 +60,15 @@ export interface ClientServiceOptions {
   hot: HotStore;
   // oidc-provider's own metadata validation, so nothing is stored that the provider would refuse.
   validate?: (metadata: Record<string, unknown>) => Promise<void>;
+  // Registrations and deletions are recorded in the transaction that makes them.
+  audit: Pick<AuditService, 'record'>;
+}
+
+type AuditedClient = Pick<ClientRow, 'client_id' | 'secret_sha256' | 'metadata' | 'first_party' | 'tenant_id'>;
+
+// What an audit entry shows of a client: its metadata (public keys and the secret masked).
+function auditView(row: AuditedClient): Record<string, unknown> {
+  return { ...row.metadata, first_party: row.first_party, tenant_id: row.tenant_id, client_secret: row.secret_sha256 ? 'set' : null };
 }
 
 export function createClientService(options: ClientServiceOptions) {
@@ -68,6 +82,11 @@ export function createClientService(options: ClientServiceOptions) {
     return { clientId: row.client_id, tenantId: row.tenant_id, metadata: row.metadata, firstParty: row.first_party, createdAt: row.created_at };
   }
 
+  // A shared client (no tenant) is the platform tenant's to record.
+  async function record(trx: Knex.Transaction, type: string, row: AuditedClient, details: Record<string, unknown>, origin: ChangeOrigin | undefined) {
+    await options.audit.record(trx, { tenantId: row.tenant_id ?? DEFAULT_TENANT_ID, type, outcome: 'success', ...originOf(origin), target: { type: 'client', id: row.client_id }, details });
+  }
+
   async function cachedRow(clientId: string): Promise<ClientRow | undefined> {
     const entry = await cache.get(clientId, async () => {
       const row = await queries.find(clientId);
@@ -79,7 +98,7 @@ export function createClientService(options: ClientServiceOptions) {
   return {
     start: () => cache.start(),
 
-    async create(input: NewClient): Promise<{ client: ClientRecord; clientSecret?: string }> {
+    async create(input: NewClient, origin?: ChangeOrigin): Promise<{ client: ClientRecord; clientSecret?: string }> {
       const authMethod = input.authMethod ?? 'client_secret_basic';
       const grantTypes = input.grantTypes ?? ['authorization_code', 'refresh_token'];
       const usesRedirects = grantTypes.includes('authorization_code');
@@ -113,7 +132,10 @@ export function createClientService(options: ClientServiceOptions) {
         }
       }
       const row = { client_id: metadata.client_id as string, secret_sha256: secretSha256, metadata, first_party: input.firstParty ?? false, tenant_id: input.tenantId ?? null };
-      await queries.insert(row);
+      await options.db.transaction(async (trx) => {
+        await clientQueries(trx).insert(row);
+        await record(trx, 'client.create', row, changeDetails(null, auditView(row)), origin);
+      });
       await cache.invalidate(row.client_id);
       return { client: { clientId: row.client_id, tenantId: row.tenant_id, metadata, firstParty: row.first_party, createdAt: new Date() }, clientSecret };
     },
@@ -127,8 +149,13 @@ export function createClientService(options: ClientServiceOptions) {
       return row ? toRecord(row) : undefined;
     },
 
-    async delete(clientId: string): Promise<boolean> {
-      const deleted = await queries.delete(clientId);
+    async delete(clientId: string, origin?: ChangeOrigin): Promise<boolean> {
+      const deleted = await options.db.transaction(async (trx) => {
+        const row = await clientQueries(trx).find(clientId);
+        if (!row || !(await clientQueries(trx).delete(clientId))) return false;
+        await record(trx, 'client.delete', row, changeDetails(auditView(row), null), origin);
+        return true;
+      });
       await cache.invalidate(clientId);
       return deleted;
     },

@@ -14,7 +14,7 @@ import { DEFAULT_TENANT_ID } from '../tenants/constants.ts';
 import { DomainError } from '../errors.ts';
 import { PasswordPolicyError, translatePasswordProblems, MAX_PASSWORD_LENGTH } from '../security/password-policy.ts';
 import { MAX_EMAIL } from '../users/validation.ts';
-import { forgotPasswordPath, RESET_TOKEN_TTL_SECONDS, type CredentialService } from './service.ts';
+import { forgotPasswordPath, RESET_TOKEN_TTL_SECONDS, type CredentialService, type RequestContext } from './service.ts';
 
 export interface CredentialRouteDependencies {
   credentials: CredentialService;
@@ -37,6 +37,7 @@ export function credentialRoutes(deps: CredentialRouteDependencies): Router {
   for (const path of ['/password/forgot', '/password/reset', '/email/verify']) router.use(path, noStore, form, csrf);
 
   const t = (ctx: Context) => translator(requestLocale(ctx));
+  const requestContext = (ctx: Context): RequestContext => ({ ip: ctx.ip, userAgent: ctx.get('user-agent') || undefined });
 
   async function useTenant(ctx: Context, tenant: Tenant | undefined): Promise<void> {
     ctx.state.branding = brandingFor(tenant ?? (await tenants.get(DEFAULT_TENANT_ID)));
@@ -70,7 +71,7 @@ export function credentialRoutes(deps: CredentialRouteDependencies): Router {
     if (!email || email.length > MAX_EMAIL || !email.includes('@')) {
       return views.page(ctx, 'password-forgot.njk', { tenantSlug: tenant.platform ? '' : tenant.slug, email: email.slice(0, MAX_EMAIL), errors: { email: t(ctx)('password.forgot.emailRequired') } }, 400);
     }
-    await credentials.requestPasswordReset(tenant.id, email, requestLocale(ctx));
+    await credentials.requestPasswordReset(tenant.id, email, requestLocale(ctx), requestContext(ctx));
     views.page(ctx, 'password-forgot-sent.njk', { email, minutes: RESET_TOKEN_TTL_SECONDS / 60 });
   });
 
@@ -106,7 +107,7 @@ export function credentialRoutes(deps: CredentialRouteDependencies): Router {
     if (password !== formField(ctx, 'passwordConfirm')) return showResetForm(ctx, token, found.tenantId, { passwordConfirm: messages('password.reset.mismatch') }, 400);
     let result: 'ok' | 'invalid';
     try {
-      result = await credentials.resetPassword(token, password, requestLocale(ctx));
+      result = await credentials.resetPassword(token, password, requestLocale(ctx), requestContext(ctx));
     } catch (error) {
       if (error instanceof PasswordPolicyError) {
         return showResetForm(ctx, token, found.tenantId, { password: translatePasswordProblems(error.problems, messages) }, 422);

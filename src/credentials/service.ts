@@ -22,6 +22,9 @@ import { isUuid } from '../ids.ts';
 import { tokenQueries, type TokenPurpose } from './queries.ts';
 import { generateTemporaryPassword, PasswordPolicyError, MAX_PASSWORD_LENGTH } from '../security/password-policy.ts';
 import { MAX_EMAIL } from '../users/validation.ts';
+import type { AuditEvent, AuditPerson, AuditService } from '../audit/service.ts';
+import type { OutboxService } from '../outbox/service.ts';
+import type { Knex } from 'knex';
 
 export const RESET_TOKEN_TTL_SECONDS = 30 * 60;
 export const VERIFICATION_TOKEN_TTL_SECONDS = 24 * 3600;
@@ -42,8 +45,20 @@ export interface CredentialServiceDependencies {
   hot: HotStore;
   // Base URL of the links in mails.
   issuer: string;
+  // Password changes, resets and registrations are recorded in the transaction that makes them.
+  audit: Pick<AuditService, 'record'>;
+  outbox: Pick<OutboxService, 'enqueue'>;
   // Ends every session, grant and token of the user (after a reset: the old password may be known).
   onAccessRevoked(userId: string, context?: { tenantId: string; reason: 'password_reset' }): Promise<void>;
+}
+
+// Where a request came from: the audit entry's context.
+export type RequestContext = AuditEvent['context'];
+
+// Who made an administrator's change, and from where.
+export interface AdminActor {
+  actor: AuditPerson;
+  context?: RequestContext;
 }
 
 export interface PasswordState {
@@ -66,8 +81,20 @@ function wrongCurrentPassword(): ValidationError {
 }
 
 export function createCredentialService(deps: CredentialServiceDependencies) {
-  const { db, users, tenants, mailer, views, issuer } = deps;
+  const { db, users, tenants, mailer, views, issuer, audit } = deps;
   const alreadyRegisteredNotices = createAttemptLimiter(deps.hot, { name: 'already-registered-mail', limit: 1, windowSeconds: ALREADY_REGISTERED_WINDOW_SECONDS });
+
+  function self(user: Pick<User, 'id' | 'email'>): AuditPerson {
+    return { type: 'user', id: user.id, email: user.email };
+  }
+
+  // A password change's audit entry, written inside the transaction that sets the password.
+  function recordingIn(event: Omit<AuditEvent, 'outcome'>): (trx: Knex.Transaction) => Promise<boolean> {
+    return async (trx) => {
+      await audit.record(trx, { ...event, outcome: 'success' });
+      return true;
+    };
+  }
 
   function link(path: string, token?: string): string {
     return token ? `${issuer}${path}?token=${encodeURIComponent(token)}` : `${issuer}${path}`;
@@ -88,19 +115,21 @@ export function createCredentialService(deps: CredentialServiceDependencies) {
   }
 
   // A new token for the user: only its digest is stored; the token itself goes into the mail.
-  async function issueToken(user: User, purpose: TokenPurpose, ttlSeconds: number, options: { limit?: number } = {}): Promise<string | undefined> {
+  // With `recorded`, the audit entry is written in the token's transaction.
+  async function issueToken(user: User, purpose: TokenPurpose, ttlSeconds: number, options: { limit?: number; recorded?: Omit<AuditEvent, 'outcome'> } = {}): Promise<string | undefined> {
     const token = randomToken(32);
     const issued = await withTenant(db, user.tenantId, async (trx) => {
       await tokenQueries.discard(trx, user.tenantId, user.id, purpose, 'spent');
       if (options.limit !== undefined && (await tokenQueries.countUsable(trx, user.tenantId, user.id, purpose)) >= options.limit) return false;
       await tokenQueries.insert(trx, { tenantId: user.tenantId, userId: user.id, purpose, tokenHash: sha256Hex(token), email: user.email, ttlSeconds });
+      if (options.recorded) await audit.record(trx, { ...options.recorded, outcome: 'success' });
       return true;
     });
     return issued ? token : undefined;
   }
 
-  async function sendResetLink(tenant: Tenant, user: User, locale: unknown, limit?: number): Promise<void> {
-    const token = await issueToken(user, 'password_reset', RESET_TOKEN_TTL_SECONDS, { limit });
+  async function sendResetLink(tenant: Tenant, user: User, locale: unknown, recorded: Omit<AuditEvent, 'outcome'>, limit?: number): Promise<void> {
+    const token = await issueToken(user, 'password_reset', RESET_TOKEN_TTL_SECONDS, { limit, recorded });
     if (!token) return;
     mail(tenant, 'password-reset', user.email, { link: link('/password/reset', token), minutes: RESET_TOKEN_TTL_SECONDS / 60 }, locale);
   }
@@ -135,25 +164,32 @@ export function createCredentialService(deps: CredentialServiceDependencies) {
     },
 
     // The person changes their password, proving the current one.
-    async changePassword(tenantId: string, userId: string, currentPassword: string, newPassword: string, locale?: string): Promise<void> {
-      if (typeof currentPassword !== 'string' || !currentPassword || !(await users.verifyPassword(tenantId, userId, currentPassword))) throw wrongCurrentPassword();
+    async changePassword(tenantId: string, userId: string, currentPassword: string, newPassword: string, locale?: string, context?: RequestContext): Promise<void> {
+      const user = await users.get(tenantId, userId);
+      const event = { tenantId, type: 'password.change', actor: self(user), target: self(user), context };
+      if (typeof currentPassword !== 'string' || !currentPassword || !(await users.verifyPassword(tenantId, userId, currentPassword))) {
+        await audit.record(undefined, { ...event, outcome: 'failure', details: { via: 'account', reason: 'invalid_current_password' } });
+        throw wrongCurrentPassword();
+      }
       if (currentPassword === newPassword) throw new PasswordPolicyError([{ code: 'reused', params: { count: 1 } }]);
-      await users.setPassword(tenantId, userId, newPassword);
-      notifyPasswordChanged(await tenants.get(tenantId), await users.get(tenantId, userId), locale);
+      await users.setPassword(tenantId, userId, newPassword, { precondition: recordingIn({ ...event, details: { via: 'account' } }) });
+      notifyPasswordChanged(await tenants.get(tenantId), user, locale);
     },
 
     // A forced change during sign-in (expired or temporary password): the first factor was just
     // verified, so no current password is asked again. Clears the temporary flag.
-    async setPassword(tenantId: string, userId: string, newPassword: string, locale?: string): Promise<void> {
+    async setPassword(tenantId: string, userId: string, newPassword: string, locale?: string, context?: RequestContext): Promise<void> {
       await refuseCurrent(tenantId, userId, newPassword);
-      await users.setPassword(tenantId, userId, newPassword, { mustChange: false });
-      notifyPasswordChanged(await tenants.get(tenantId), await users.get(tenantId, userId), locale);
+      const user = await users.get(tenantId, userId);
+      const recorded = recordingIn({ tenantId, type: 'password.change', actor: self(user), target: self(user), details: { via: 'sign_in' }, context });
+      await users.setPassword(tenantId, userId, newPassword, { mustChange: false, precondition: recorded });
+      notifyPasswordChanged(await tenants.get(tenantId), user, locale);
     },
 
     // Sends a reset link if an active user of the tenant has this address. The same answer either
     // way, in the same time: the look-up, the token and the mail all happen after the answer
     // (mailer.idle() waits for them). At most MAX_USABLE_LINKS usable links at once.
-    async requestPasswordReset(tenantId: string, email: string, locale?: string): Promise<void> {
+    async requestPasswordReset(tenantId: string, email: string, locale?: string, context?: RequestContext): Promise<void> {
       if (typeof email !== 'string' || !email.trim() || email.length > MAX_EMAIL || !isUuid(tenantId)) return;
       const tenant = await tenants.get(tenantId);
       if (tenant.status !== 'active') return;
@@ -161,7 +197,10 @@ export function createCredentialService(deps: CredentialServiceDependencies) {
       mailer.inBackground('password-reset', async () => {
         const { items } = await users.list(tenantId, { email: address, limit: 1 });
         const user = items.find((candidate) => candidate.status === 'active');
-        if (user) await sendResetLink(tenant, user, locale ?? user.locale, MAX_USABLE_LINKS);
+        if (!user) return;
+        // Recorded only when a link is issued: an unknown address leaves nothing to tell apart.
+        const recorded = { tenantId, type: 'password.reset.request', actor: self(user), target: self(user), details: { via: 'email' }, context };
+        await sendResetLink(tenant, user, locale ?? user.locale, recorded, MAX_USABLE_LINKS);
       });
     },
 
@@ -175,7 +214,7 @@ export function createCredentialService(deps: CredentialServiceDependencies) {
 
     // Sets the new password and uses the token up, in one transaction: a refused password leaves
     // the link usable. Afterwards every session of the user ends and the user's other links die.
-    async resetPassword(token: string, newPassword: string, locale?: string): Promise<'ok' | 'invalid'> {
+    async resetPassword(token: string, newPassword: string, locale?: string, context?: RequestContext): Promise<'ok' | 'invalid'> {
       if (!usableToken(token)) return 'invalid';
       const digest = sha256Hex(token);
       const found = await tokenQueries.findUsable(db, digest, 'password_reset');
@@ -186,8 +225,11 @@ export function createCredentialService(deps: CredentialServiceDependencies) {
           mustChange: false,
           precondition: async (trx) => {
             const consumed = await tokenQueries.consume(trx, digest, 'password_reset');
-            if (consumed) await tokenQueries.discard(trx, found.tenant_id, found.user_id, 'password_reset', 'all');
-            return consumed !== undefined;
+            if (!consumed) return false;
+            await tokenQueries.discard(trx, found.tenant_id, found.user_id, 'password_reset', 'all');
+            const person: AuditPerson = { type: 'user', id: found.user_id };
+            await audit.record(trx, { tenantId: found.tenant_id, type: 'password.reset.complete', outcome: 'success', actor: person, target: person, details: { via: 'email' }, context });
+            return true;
           },
         });
       } catch (error) {
@@ -206,16 +248,18 @@ export function createCredentialService(deps: CredentialServiceDependencies) {
 
     // An administrator resets a user's password: by mail (a reset link), or by a generated one-time
     // password the user must replace at the next sign-in (the old password and sessions end).
-    async adminReset(tenantId: string, userId: string, mode: 'email' | 'temporary', locale?: string): Promise<{ temporaryPassword?: string }> {
+    // `by` names the administrator for the audit entry (password.admin_reset, same transaction).
+    async adminReset(tenantId: string, userId: string, mode: 'email' | 'temporary', locale?: string, by?: AdminActor): Promise<{ temporaryPassword?: string }> {
       const user = await users.get(tenantId, userId);
       const tenant = await tenants.get(tenantId);
+      const recorded = (details: Record<string, unknown>) => ({ tenantId, type: 'password.admin_reset', actor: by?.actor, target: self(user), details, context: by?.context });
       if (mode === 'email') {
-        await sendResetLink(tenant, user, locale ?? user.locale);
+        await sendResetLink(tenant, user, locale ?? user.locale, recorded({ mode: 'email' }));
         return {};
       }
       if (mode !== 'temporary') throw new ValidationError("mode must be 'email' or 'temporary'", { mode: "one of 'email', 'temporary'" });
       const temporaryPassword = generateTemporaryPassword(tenant.policies.password);
-      await users.setPassword(tenantId, userId, temporaryPassword, { mustChange: true });
+      await users.setPassword(tenantId, userId, temporaryPassword, { mustChange: true, precondition: recordingIn(recorded({ mode: 'temporary' })) });
       await deps.onAccessRevoked(userId, { tenantId, reason: 'password_reset' });
       return { temporaryPassword };
     },
@@ -250,11 +294,17 @@ export function createCredentialService(deps: CredentialServiceDependencies) {
     // owner gets a mail ("sign in or reset your password"), at most one per window, and the answer
     // is the same as for a new account. Password policy problems are reported: they reveal nothing
     // about other accounts.
-    async register(tenantId: string, input: { email: string; password: string; name?: string }, locale?: string): Promise<void> {
+    async register(tenantId: string, input: { email: string; password: string; name?: string }, locale?: string, context?: RequestContext): Promise<void> {
       const registration = { email: input?.email, password: input?.password, ...(input?.name ? { name: input.name } : {}) };
       let user: User;
       try {
-        user = await users.selfRegister(tenantId, registration);
+        // The entry and the event commit with the new account (the users service's transaction).
+        user = await users.selfRegister(tenantId, registration, {
+          inserted: async (trx, created) => {
+            await audit.record(trx, { tenantId, type: 'user.register', outcome: 'success', actor: self(created), target: self(created), details: { via: 'self_registration' }, context });
+            await deps.outbox.enqueue(trx, { tenantId, type: 'user.registered', data: { userId: created.id, email: created.email } });
+          },
+        });
       } catch (error) {
         if (!(error instanceof ConflictError) || !error.fields?.email) throw error;
         const address = input.email.trim();

@@ -10,8 +10,9 @@ import { ACR_MFA, acrLevel, assuranceOf, requestedAcrLevel } from '../oidc/assur
 import type { AwaitedStep, LoginStateStore } from './state.ts';
 import type { InteractionDependencies, Step } from './step.ts';
 import { countLogin } from '../ops/metrics.ts';
+import type { SignInAudit } from './sign-in-audit.ts';
 
-export function createNextStep(deps: InteractionDependencies, states: LoginStateStore) {
+export function createNextStep(deps: InteractionDependencies, states: LoginStateStore, signIns: SignInAudit) {
   const { views } = deps;
 
   function secondFactorRequired(step: Step, user: User, tenant: Tenant, enrolled: boolean): boolean {
@@ -66,6 +67,8 @@ export function createNextStep(deps: InteractionDependencies, states: LoginState
       // The tenant's session policy: concurrent-session limit, remember-me (src/sessions).
       const admission = await deps.sessions?.admitLogin({ tenantId: tenant.id, userId: user.id, priorSid: interaction.session?.uid, priorAccountId: interaction.session?.accountId });
       if (admission && !admission.allowed) return views.page(ctx, 'login-session-limit.njk', { uid, max: tenant.policies.sessions.maxConcurrent }, 403);
+      // Recorded before the provider hears of it: no audit entry, no sign-in.
+      await signIns.succeeded(step, user, state.amr);
       const result = { login: { accountId: user.id, ...assuranceOf(state.amr), ...(admission && { remember: admission.remember }) } };
       const redirectTo = await deps.providerHost.provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
       countLogin('success');

@@ -11,6 +11,7 @@ import { MAX_PASSWORD } from '../users/validation.ts';
 import type { AwaitedStep, LoginStateStore } from './state.ts';
 import type { InteractionDependencies, Step } from './step.ts';
 import type { NextStep } from './next-step.ts';
+import { requestContext } from './sign-in-audit.ts';
 
 interface PendingStepsContext {
   deps: InteractionDependencies;
@@ -36,7 +37,7 @@ export function registerPendingSteps(router: Router, context: PendingStepsContex
     else if (password !== formField(ctx, 'passwordConfirm')) errors.passwordConfirm = t('login.passwordsDiffer');
     else {
       try {
-        await deps.credentials.setPassword(tenantId, userId, password);
+        await deps.credentials.setPassword(tenantId, userId, password, undefined, requestContext(ctx));
         step.state.passwordChanged = true;
         delete step.state.awaiting;
         await states.save(uid, step.state);

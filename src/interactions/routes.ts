@@ -21,6 +21,7 @@ import { registerSecondFactorRoutes } from './second-factor.ts';
 import { registerPendingSteps } from './pending-steps.ts';
 import { fieldMessages } from './field-messages.ts';
 import { countLogin } from '../ops/metrics.ts';
+import { createSignInAudit, requestContext } from './sign-in-audit.ts';
 
 export type { InteractionDependencies } from './step.ts';
 
@@ -32,7 +33,8 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
   const router = new Router({ prefix: '/interaction' });
   const states = loginStateStore(deps.hot, deps.interactionTtlSeconds);
   const selection = createTenantSelection(deps);
-  const next = createNextStep(deps, states);
+  const signIns = createSignInAudit(deps);
+  const next = createNextStep(deps, states, signIns);
 
   router.use(bodyParser({ enableTypes: ['form'], formLimit: '16kb' }));
   router.use(csrfProtection(deps.csrfKey));
@@ -175,6 +177,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     const matches = await selection.authenticate(step, identifier, password);
     if (matches.length === 0) {
       countLogin('invalid_credentials');
+      await signIns.failed(step, identifier);
       // The same words whether the account exists or not.
       return showSignIn(step, { identifier, error: t('login.credentialsWrong') }, 401);
     }
@@ -263,7 +266,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     else if (password !== formField(ctx, 'passwordConfirm')) errors.passwordConfirm = t('login.passwordsDiffer');
     if (!Object.keys(errors).length) {
       try {
-        await deps.credentials.register(tenant.id, { email: values.email, password, ...(values.name ? { name: values.name } : {}) }, requestLocale(ctx));
+        await deps.credentials.register(tenant.id, { email: values.email, password, ...(values.name ? { name: values.name } : {}) }, requestLocale(ctx), requestContext(ctx));
         const verificationRequired = await deps.credentials.emailVerificationRequired(tenant.id);
         return views.page(ctx, 'register-done.njk', { uid: step.interaction.uid, email: values.email, verificationRequired });
       } catch (error) {
@@ -281,7 +284,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     return next.advance(step);
   });
 
-  registerSecondFactorRoutes(router, { deps, states, awaited, next, showSignIn });
+  registerSecondFactorRoutes(router, { deps, states, awaited, next, showSignIn, signIns });
   registerPendingSteps(router, { deps, states, awaited, next });
 
   router.post('/:uid/confirm', async (ctx) => {

@@ -10,6 +10,7 @@ import { emptyLoginState, type AwaitedStep, type LoginStateStore } from './state
 import type { InteractionDependencies, Step } from './step.ts';
 import type { NextStep } from './next-step.ts';
 import { countLogin } from '../ops/metrics.ts';
+import type { SignInAudit } from './sign-in-audit.ts';
 
 const ATTEMPTS_PER_SIGN_IN = 5;
 const ATTEMPTS_PER_PERSON = 10;
@@ -23,10 +24,11 @@ interface SecondFactorContext {
   awaited(ctx: Context, steps: AwaitedStep[]): Promise<Step | undefined>;
   next: NextStep;
   showSignIn(step: Step, extra?: { error?: string }, status?: number): Promise<void>;
+  signIns: SignInAudit;
 }
 
 export function registerSecondFactorRoutes(router: Router, context: SecondFactorContext): void {
-  const { deps, states, awaited, next, showSignIn } = context;
+  const { deps, states, awaited, next, showSignIn, signIns } = context;
   const { views } = deps;
   const perSignIn = createAttemptLimiter(deps.hot, { name: 'second-factor-sign-in', limit: ATTEMPTS_PER_SIGN_IN, windowSeconds: deps.interactionTtlSeconds });
   const perPerson = createAttemptLimiter(deps.hot, { name: 'second-factor-person', limit: ATTEMPTS_PER_PERSON, windowSeconds: PERSON_PAUSE_SECONDS });
@@ -34,12 +36,16 @@ export function registerSecondFactorRoutes(router: Router, context: SecondFactor
   // Takes one attempt from both budgets: undefined to go on, else the page already shown.
   async function attempt(step: Step, page: string): Promise<'refused' | undefined> {
     const t = views.translator(step.ctx);
-    if (!(await perSignIn.take(step.interaction.uid))) {
+    const signInVerdict = await perSignIn.attempt(step.interaction.uid);
+    if (signInVerdict !== 'allowed') {
+      if (signInVerdict === 'blocked') await signIns.blocked(step, 'security.rate_limited', perSignIn.name);
       await states.clear(step.interaction.uid);
       await showSignIn({ ...step, state: emptyLoginState() }, { error: t('login.mfaTooManyFailures') }, 401);
       return 'refused';
     }
-    if (!(await perPerson.take(step.state.user!.userId))) {
+    const personVerdict = await perPerson.attempt(step.state.user!.userId);
+    if (personVerdict !== 'allowed') {
+      if (personVerdict === 'blocked') await signIns.blocked(step, 'security.lockout', perPerson.name);
       views.page(step.ctx, page, { uid: step.interaction.uid, retry: true, error: t('login.mfaLocked') }, 429);
       return 'refused';
     }
@@ -72,7 +78,7 @@ export function registerSecondFactorRoutes(router: Router, context: SecondFactor
   }
 
   router.post('/:uid/mfa', (ctx) =>
-    verifyWith(ctx, 'login-mfa.njk', (step, code) => deps.mfa.verifyTotp(step.state.user!.tenantId, step.state.user!.userId, code), ['otp'], 'login.mfaWrongCode'),
+    verifyWith(ctx, 'login-mfa.njk', (step, code) => deps.mfa.verifyTotp(step.state.user!.tenantId, step.state.user!.userId, code, signIns.note(step)), ['otp'], 'login.mfaWrongCode'),
   );
 
   router.get('/:uid/mfa/backup', async (ctx) => {
@@ -83,7 +89,7 @@ export function registerSecondFactorRoutes(router: Router, context: SecondFactor
 
   // RFC 8176 has no method for a printed backup code; it is the second factor ("mfa") without "otp".
   router.post('/:uid/mfa/backup', (ctx) =>
-    verifyWith(ctx, 'login-mfa-backup.njk', (step, code) => deps.mfa.verifyBackupCode(step.state.user!.tenantId, step.state.user!.userId, code), [], 'login.backupWrongCode'),
+    verifyWith(ctx, 'login-mfa-backup.njk', (step, code) => deps.mfa.verifyBackupCode(step.state.user!.tenantId, step.state.user!.userId, code, signIns.note(step)), [], 'login.backupWrongCode'),
   );
 
   // A new QR code and key (the earlier unconfirmed one stops counting).
@@ -104,7 +110,7 @@ export function registerSecondFactorRoutes(router: Router, context: SecondFactor
     // be asked for.
     if (!code) return views.page(ctx, 'login-mfa-enrol.njk', { uid, retry: true, error: t('login.mfaCodeRequired') }, 400);
     if (await attempt(step, 'login-mfa-enrol.njk')) return;
-    const confirmed = await deps.mfa.confirmTotpEnrolment(tenantId, userId, code);
+    const confirmed = await deps.mfa.confirmTotpEnrolment(tenantId, userId, code, signIns.note(step));
     if (!confirmed) return views.page(ctx, 'login-mfa-enrol.njk', { uid, retry: true, error: t('login.mfaWrongCode') }, 401);
     await succeeded(step, ['otp']);
     views.page(ctx, 'login-backup-codes.njk', { uid, backupCodes: confirmed.backupCodes });

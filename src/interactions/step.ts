@@ -12,8 +12,10 @@ import type { MfaService } from '../mfa/service.ts';
 import type { CredentialService } from '../credentials/service.ts';
 import type { LoginState } from './state.ts';
 import type { SessionService } from '../sessions/service.ts';
+import type { SignInAuditDependencies } from './sign-in-audit.ts';
 
-export interface InteractionDependencies {
+// db, audit and outbox: each sign-in's audit entries and events (sign-in-audit.ts).
+export interface InteractionDependencies extends SignInAuditDependencies {
   providerHost: ProviderHost;
   users: UserService;
   clients: ClientService;
@@ -30,6 +32,8 @@ export interface InteractionDependencies {
 }
 
 export type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
+
+export type { SignInAudit } from './sign-in-audit.ts';
 
 export interface Step {
   ctx: Context;

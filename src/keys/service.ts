@@ -5,6 +5,9 @@ import type { Database } from '../store/database.ts';
 import type { HotStore } from '../store/hot-store.ts';
 import { seal, unseal } from '../security/crypto.ts';
 import { signingKeyQueries, type KeyStatus, type SigningKeyRow } from './queries.ts';
+import type { AuditService } from '../audit/service.ts';
+import { originOf, type ChangeOrigin } from '../audit/origin.ts';
+import { DEFAULT_TENANT_ID } from '../tenants/constants.ts';
 
 export const SUPPORTED_ALGS = ['RS256', 'ES256', 'EdDSA'] as const;
 export const KEYS_CHANGED_CHANNEL = 'keys:changed';
@@ -15,6 +18,8 @@ export interface KeyServiceOptions {
   keyEncryptionKey: Buffer;
   // The longest lifetime of anything signed: a retired key is published this long after retirement.
   maxSignedTokenLifetimeSeconds: number;
+  // A rotation is recorded in the platform tenant's trail, in the rotation's transaction.
+  audit: Pick<AuditService, 'record'>;
 }
 
 export interface KeySummary {
@@ -83,7 +88,7 @@ export function createKeyService(options: KeyServiceOptions) {
 
     // Promotes each algorithm's pre-published successor, retires the current key and
     // publishes a fresh successor.
-    async rotate(): Promise<KeySummary[]> {
+    async rotate(origin?: ChangeOrigin): Promise<KeySummary[]> {
       const successors = await Promise.all(SUPPORTED_ALGS.map((alg) => generate(alg, 'next')));
       const removeAfter = new Date(Date.now() + options.maxSignedTokenLifetimeSeconds * 1000);
       const version = await db.transaction(async (trx) => {
@@ -94,7 +99,17 @@ export function createKeyService(options: KeyServiceOptions) {
           await queries.insert(trx, successor);
         }
         await queries.removeExpiredRetired(trx);
-        return queries.bumpVersion(trx);
+        const next = await queries.bumpVersion(trx);
+        // Key ids are public (they are in the JWKS); the keys themselves never leave this module.
+        await options.audit.record(trx, {
+          tenantId: DEFAULT_TENANT_ID,
+          type: 'key.rotate',
+          outcome: 'success',
+          ...originOf(origin),
+          target: { ref: `jwks-v${next}` },
+          details: { published: successors.map((successor) => ({ kid: successor.kid, alg: successor.alg })) },
+        });
+        return next;
       });
       await announce(version);
       return this.list();

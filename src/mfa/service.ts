@@ -10,6 +10,8 @@ import { isUuid } from '../ids.ts';
 import { mfaQueries } from './queries.ts';
 import { matchingTimeStep, newTotpSecret, normaliseTotpCode, otpauthUri } from './totp.ts';
 import { backupCodeDigest, newBackupCodes, normaliseBackupCode } from './backup-codes.ts';
+import type { AuditEvent, AuditPerson, AuditService } from '../audit/service.ts';
+import type { Knex } from 'knex';
 import QRCode from 'qrcode';
 
 export interface MfaStatus {
@@ -21,11 +23,20 @@ export interface MfaStatus {
 export interface MfaServiceOptions {
   db: Database;
   keyEncryptionKey: Buffer;
+  // Every change (and every second-factor check) is recorded in the transaction that makes it.
+  audit: Pick<AuditService, 'record'>;
   // The clock TOTP codes are checked against; tests fix it.
   now?: () => Date;
 }
 
 const MAX_LABEL = 200;
+
+// Who caused an MFA change or check, and from where: the audit entry's actor and context. The
+// admin API passes the administrator; self-service and sign-in pass the person.
+export interface MfaAuditNote {
+  actor: AuditPerson;
+  context?: AuditEvent['context'];
+}
 
 function isForeignKeyViolation(error: unknown): boolean {
   return (error as { code?: string })?.code === '23503';
@@ -43,6 +54,22 @@ export function createMfaService(options: MfaServiceOptions) {
 
   function requireKnown(tenantId: string, userId: string): void {
     if (!known(tenantId, userId)) throw new NotFoundError('no such user in this tenant');
+  }
+
+  // Without a note the caller records the change itself (the admin API, in its own words).
+  async function record(trx: Knex.Transaction, tenantId: string, userId: string, note: MfaAuditNote | undefined, type: string, outcome: 'success' | 'failure', details: Record<string, unknown>): Promise<void> {
+    if (!note) return;
+    await options.audit.record(trx, { tenantId, type, outcome, actor: note.actor, target: { type: 'user', id: userId }, details, context: note.context });
+  }
+
+  // Accepts a code of the active secret, each time step once.
+  async function useTotpCode(trx: Knex.Transaction, tenantId: string, userId: string, totpCode: string): Promise<boolean> {
+    const row = await mfaQueries.findTotp(trx, tenantId, userId);
+    if (!row?.secret_sealed) return false;
+    const lastUsed = row.last_used_step === null ? undefined : Number(row.last_used_step);
+    const step = await matchingTimeStep(open(row.secret_sealed, userId), totpCode, now(), lastUsed);
+    if (step === undefined) return false;
+    return mfaQueries.useStep(trx, tenantId, userId, row.secret_sealed, step);
   }
 
   function checkLabel(name: string, value: unknown): string {
@@ -86,7 +113,7 @@ export function createMfaService(options: MfaServiceOptions) {
 
     // Activates the pending secret with a first code from the app; returns fresh backup codes
     // (shown once). undefined when nothing is pending or the code is wrong.
-    async confirmTotpEnrolment(tenantId: string, userId: string, code: string): Promise<{ backupCodes: string[] } | undefined> {
+    async confirmTotpEnrolment(tenantId: string, userId: string, code: string, note?: MfaAuditNote): Promise<{ backupCodes: string[] } | undefined> {
       const totpCode = normaliseTotpCode(code);
       if (!totpCode || !known(tenantId, userId)) return undefined;
       return withTenant(db, tenantId, async (trx) => {
@@ -97,48 +124,53 @@ export function createMfaService(options: MfaServiceOptions) {
         if (!(await mfaQueries.activatePending(trx, tenantId, userId, row.pending_secret_sealed, step))) return undefined;
         const backupCodes = newBackupCodes();
         await mfaQueries.replaceBackupCodes(trx, tenantId, userId, backupCodes.map((backupCode) => backupCodeDigest(userId, normaliseBackupCode(backupCode)!)));
+        await record(trx, tenantId, userId, note, 'mfa.enrol', 'success', { method: 'totp', issued: backupCodes.length });
         return { backupCodes };
       });
     },
 
     // A login's second factor. Each time step is accepted once per user, even under concurrency.
-    async verifyTotp(tenantId: string, userId: string, code: string): Promise<boolean> {
+    // With a note, the check is recorded (mfa.verify, success or failure) in its transaction.
+    async verifyTotp(tenantId: string, userId: string, code: string, note?: MfaAuditNote): Promise<boolean> {
+      if (!known(tenantId, userId)) return false;
       const totpCode = normaliseTotpCode(code);
-      if (!totpCode || !known(tenantId, userId)) return false;
       return withTenant(db, tenantId, async (trx) => {
-        const row = await mfaQueries.findTotp(trx, tenantId, userId);
-        if (!row?.secret_sealed) return false;
-        const lastUsed = row.last_used_step === null ? undefined : Number(row.last_used_step);
-        const step = await matchingTimeStep(open(row.secret_sealed, userId), totpCode, now(), lastUsed);
-        if (step === undefined) return false;
-        return mfaQueries.useStep(trx, tenantId, userId, row.secret_sealed, step);
+        const verified = totpCode !== undefined && (await useTotpCode(trx, tenantId, userId, totpCode));
+        await record(trx, tenantId, userId, note, 'mfa.verify', verified ? 'success' : 'failure', verified ? { method: 'totp' } : { method: 'totp', reason: 'invalid_code' });
+        return verified;
       });
     },
 
-    async verifyBackupCode(tenantId: string, userId: string, code: string): Promise<boolean> {
+    async verifyBackupCode(tenantId: string, userId: string, code: string, note?: MfaAuditNote): Promise<boolean> {
+      if (!known(tenantId, userId)) return false;
       const normalised = normaliseBackupCode(code);
-      if (!normalised || !known(tenantId, userId)) return false;
-      return withTenant(db, tenantId, (trx) => mfaQueries.consumeBackupCode(trx, tenantId, userId, backupCodeDigest(userId, normalised)));
+      return withTenant(db, tenantId, async (trx) => {
+        const verified = normalised !== undefined && (await mfaQueries.consumeBackupCode(trx, tenantId, userId, backupCodeDigest(userId, normalised)));
+        await record(trx, tenantId, userId, note, 'mfa.verify', verified ? 'success' : 'failure', verified ? { method: 'backup' } : { method: 'backup', reason: 'invalid_code' });
+        return verified;
+      });
     },
 
     // New codes; the old ones stop working. Only with an active TOTP.
-    async regenerateBackupCodes(tenantId: string, userId: string): Promise<string[]> {
+    async regenerateBackupCodes(tenantId: string, userId: string, note?: MfaAuditNote): Promise<string[]> {
       requireKnown(tenantId, userId);
       return withTenant(db, tenantId, async (trx) => {
         const row = await mfaQueries.findTotp(trx, tenantId, userId, { forUpdate: true });
         if (!row?.secret_sealed) throw new ConflictError('backup codes need an active authenticator app (TOTP) first');
         const backupCodes = newBackupCodes();
         await mfaQueries.replaceBackupCodes(trx, tenantId, userId, backupCodes.map((backupCode) => backupCodeDigest(userId, normaliseBackupCode(backupCode)!)));
+        await record(trx, tenantId, userId, note, 'mfa.backup_codes.regenerate', 'success', { issued: backupCodes.length });
         return backupCodes;
       });
     },
 
     // Removes TOTP (active and pending) and every backup code.
-    async remove(tenantId: string, userId: string): Promise<void> {
+    async remove(tenantId: string, userId: string, note?: MfaAuditNote): Promise<void> {
       requireKnown(tenantId, userId);
       await withTenant(db, tenantId, async (trx) => {
         await mfaQueries.deleteBackupCodes(trx, tenantId, userId);
         await mfaQueries.deleteTotp(trx, tenantId, userId);
+        await record(trx, tenantId, userId, note, 'mfa.remove', 'success', { method: 'totp' });
       });
     },
   };

@@ -29,6 +29,7 @@ import { registerTokenExchange } from './token-exchange.ts';
 import { userOfRequest } from './request-user.ts';
 import type { AuditService } from '../audit/service.ts';
 import { countTokenIssued } from '../ops/metrics.ts';
+import { installLogoutAudit } from './logout-audit.ts';
 
 export interface ProviderHostDependencies {
   config: Config;
@@ -49,7 +50,7 @@ export interface ProviderHostDependencies {
   revocationBus?: RevocationBus;
   // The tenant's session policy as oidc-provider asks for it (src/sessions/provider-hooks.ts).
   sessionPolicy?: SessionPolicyHooks;
-  // The tamper-evident audit trail (impersonations).
+  // The tamper-evident audit trail (impersonations, RP-initiated logout).
   audit?: Pick<AuditService, 'record'>;
 }
 
@@ -234,6 +235,7 @@ export class ProviderHost {
       refreshReuseGraceSeconds: config.refreshTokenReuseGraceSeconds,
       verificationKeys: () => this.verificationKeys,
     });
+    if (this.#deps.audit) installLogoutAudit(provider, { audit: this.#deps.audit, users: this.#deps.users });
     registerTokenExchange(provider, {
       issuer: config.issuer,
       adminApi: `${config.issuer}/api`,

@@ -14,6 +14,7 @@ import { outboxQueries } from './queries.ts';
 import { createEventWorker, type EventWorker } from './worker.ts';
 import { createWebhookService, type WebhookService } from '../webhooks/service.ts';
 import { webhookDispatcher } from '../webhooks/dispatcher.ts';
+import type { AuditService } from '../audit/service.ts';
 
 export interface EventPipelineOptions {
   config: Pick<Config, 'events' | 'outboundAllowPrivateNetwork' | 'purgeIntervalSeconds'>;
@@ -22,6 +23,8 @@ export interface EventPipelineOptions {
   log: Logger;
   keyEncryptionKey: Buffer;
   users: Pick<UserService, 'recordLogin'>;
+  // Webhook endpoint changes are recorded in the audit trail.
+  audit: Pick<AuditService, 'record'>;
   now?: () => Date;
   // Where events are published; the hot store's stream unless replaced (tests simulate crashes).
   stream?: EventStream;
@@ -42,7 +45,7 @@ export function createEventPipeline(options: EventPipelineOptions): EventPipelin
   const { config, db, hot, log, keyEncryptionKey } = options;
   const now = options.now ?? (() => new Date());
   const outbox = createOutboxService({ db, now });
-  const webhooks = createWebhookService({ db, keyEncryptionKey, now });
+  const webhooks = createWebhookService({ db, keyEncryptionKey, audit: options.audit, now });
   const publish = eventPublisher({
     db,
     stream: options.stream ?? hotStoreEventStream(hot, config.events.streamMaxLength),

@@ -63,14 +63,18 @@ export const rbacQueries = {
     );
     return result.rows.length > 0;
   },
-  addInclusion(trx: TenantTransaction, tenantId: string, roleId: string, includedRoleId: string) {
-    return trx('role_inheritance').insert({ tenant_id: tenantId, role_id: roleId, included_role_id: includedRoleId }).onConflict(['role_id', 'included_role_id']).ignore();
+  // True when the inclusion is new.
+  async addInclusion(trx: TenantTransaction, tenantId: string, roleId: string, includedRoleId: string): Promise<boolean> {
+    const rows = await trx('role_inheritance').insert({ tenant_id: tenantId, role_id: roleId, included_role_id: includedRoleId }).onConflict(['role_id', 'included_role_id']).ignore().returning(['role_id']);
+    return rows.length > 0;
   },
   async removeInclusion(trx: TenantTransaction, roleId: string, includedRoleId: string): Promise<boolean> {
     return (await trx('role_inheritance').where({ role_id: roleId, included_role_id: includedRoleId }).delete(['role_id'])).length > 0;
   },
-  assign(trx: TenantTransaction, tenantId: string, roleId: string, subjectType: string, subjectId: string) {
-    return trx('role_assignments').insert({ tenant_id: tenantId, role_id: roleId, subject_type: subjectType, subject_id: subjectId }).onConflict(['role_id', 'subject_type', 'subject_id']).ignore();
+  // True when the assignment is new.
+  async assign(trx: TenantTransaction, tenantId: string, roleId: string, subjectType: string, subjectId: string): Promise<boolean> {
+    const rows = await trx('role_assignments').insert({ tenant_id: tenantId, role_id: roleId, subject_type: subjectType, subject_id: subjectId }).onConflict(['role_id', 'subject_type', 'subject_id']).ignore().returning(['role_id']);
+    return rows.length > 0;
   },
   async unassign(trx: TenantTransaction, roleId: string, subjectType: string, subjectId: string): Promise<boolean> {
     return (await trx('role_assignments').where({ role_id: roleId, subject_type: subjectType, subject_id: subjectId }).delete(['role_id'])).length > 0;

@@ -9,6 +9,10 @@ import { withTenant, type TenantTransaction } from '../store/tenant-scope.ts';
 import type { ApiResourceService } from '../oidc/api-resources.ts';
 import { ConflictError, NotFoundError, ValidationError, VersionMismatchError } from '../errors.ts';
 import { rbacQueries, type RoleRow } from './queries.ts';
+import type { AuditService } from '../audit/service.ts';
+import { originOf, type ChangeOrigin } from '../audit/origin.ts';
+import { changeDetails } from '../audit/mask.ts';
+import type { OutboxService } from '../outbox/service.ts';
 
 export type SubjectType = 'user' | 'client';
 
@@ -32,7 +36,16 @@ export interface EffectiveAccess {
 
 const CACHE_SECONDS = 300;
 
-export function createRbacService(db: Database, hot: HotStore, apis: ApiResourceService) {
+// Every change to a role, its inclusions or its holders is recorded in the transaction that makes
+// it: an audit entry and a role.changed event.
+export interface RbacRecorder {
+  audit: Pick<AuditService, 'record'>;
+  outbox: Pick<OutboxService, 'enqueue'>;
+}
+
+type RoleChange = 'created' | 'updated' | 'deleted' | 'included' | 'excluded' | 'assigned' | 'unassigned';
+
+export function createRbacService(db: Database, hot: HotStore, apis: ApiResourceService, recorder: RbacRecorder) {
   const epochKey = (tenantId: string) => `rbac:{${tenantId}}:epoch`;
 
   async function epoch(tenantId: string): Promise<string> {
@@ -59,6 +72,31 @@ export function createRbacService(db: Database, hot: HotStore, apis: ApiResource
       permissions: permissions.map((p) => ({ api: p.api_identifier, permission: p.permission })),
       includes,
     };
+  }
+
+  // The audit entry targets the role, or for an assignment the user or client who gains or loses
+  // it (so their pseudonym, not their id, is in the chain); the event names the role and the change.
+  async function recordChange(
+    trx: TenantTransaction,
+    tenantId: string,
+    roleId: string,
+    change: RoleChange,
+    what: { details?: Record<string, unknown>; includedRoleId?: string; subject?: { type: SubjectType; id: string } },
+    origin: ChangeOrigin | undefined,
+  ): Promise<void> {
+    const auditType = { created: 'role.create', updated: 'role.update', deleted: 'role.delete', included: 'role.include', excluded: 'role.exclude', assigned: 'role.assign', unassigned: 'role.unassign' }[change];
+    const target = what.subject ? { type: what.subject.type, id: what.subject.id } : { ref: roleId };
+    const details = { ...(what.subject ? { roleId } : {}), ...(what.includedRoleId ? { includedRoleId: what.includedRoleId } : {}), ...what.details };
+    await recorder.audit.record(trx, { tenantId, type: auditType, outcome: 'success', ...originOf(origin), target, details });
+    const changed = Array.isArray(what.details?.changes) ? { changed: (what.details.changes as Array<{ field: string }>).map((c) => c.field) } : {};
+    const subject = what.subject ? { subjectType: what.subject.type, subjectId: what.subject.id } : {};
+    const included = what.includedRoleId ? { includedRoleId: what.includedRoleId } : {};
+    await recorder.outbox.enqueue(trx, { tenantId, type: 'role.changed', data: { roleId, change, ...changed, ...included, ...subject } });
+  }
+
+  // What an audit entry shows of a role: all of it is configuration, none of it personal.
+  function roleView(role: Role) {
+    return { name: role.name, description: role.description, permissions: role.permissions.map((p) => `${p.api} ${p.permission}`).sort(), includes: [...role.includes].sort() };
   }
 
   async function requireRole(trx: TenantTransaction, roleId: string): Promise<RoleRow> {
@@ -94,7 +132,7 @@ export function createRbacService(db: Database, hot: HotStore, apis: ApiResource
     async createRole(
       tenantId: string,
       input: { name: string; description?: string; permissions?: Array<{ api: string; permission: string }>; includes?: string[] },
-      options: { system?: boolean; trx?: Database; permissionsChecked?: boolean } = {},
+      options: { system?: boolean; trx?: Database; permissionsChecked?: boolean; origin?: ChangeOrigin } = {},
     ): Promise<Role> {
       // Inside a caller's transaction the permissions were checked before it began: on PGlite the
       // transaction holds the only connection.
@@ -110,7 +148,10 @@ export function createRbacService(db: Database, hot: HotStore, apis: ApiResource
           await requireRole(trx, included);
           await rbacQueries.addInclusion(trx, tenantId, id, included);
         }
-        return toRole(trx, await requireRole(trx, id));
+        const created = await toRole(trx, await requireRole(trx, id));
+        // A tenant's system roles come with the tenant, whose creation is recorded.
+        if (!options.system) await recordChange(trx, tenantId, id, 'created', { details: changeDetails(null, roleView(created)) }, options.origin);
+        return created;
       });
       await changed(tenantId);
       return role;
@@ -121,10 +162,12 @@ export function createRbacService(db: Database, hot: HotStore, apis: ApiResource
       roleId: string,
       expectedVersion: number,
       input: { name?: string; description?: string; permissions?: Array<{ api: string; permission: string }> },
+      origin?: ChangeOrigin,
     ): Promise<Role> {
       const permissions = input.permissions ? await validPermissions(input.permissions) : undefined;
       const role = await withTenant(db, tenantId, async (trx) => {
         const current = await requireRole(trx, roleId);
+        const before = await toRole(trx, current);
         if (current.system && input.name && input.name !== current.name) throw new ValidationError('system roles cannot be renamed', { name: 'system role' });
         if (input.name && input.name.toLowerCase() !== current.name.toLowerCase() && (await rbacQueries.findRoleByName(trx, input.name))) {
           throw new ConflictError(`a role named ${input.name} exists`, { name: 'already taken' });
@@ -132,50 +175,66 @@ export function createRbacService(db: Database, hot: HotStore, apis: ApiResource
         const updated = await rbacQueries.updateRole(trx, roleId, expectedVersion, { name: input.name, description: input.description });
         if (!updated) throw new VersionMismatchError(`the role changed since version ${expectedVersion}; read it again`);
         if (permissions) await rbacQueries.replacePermissions(trx, tenantId, roleId, permissions);
-        return toRole(trx, updated);
+        const after = await toRole(trx, updated);
+        await recordChange(trx, tenantId, roleId, 'updated', { details: changeDetails(roleView(before), roleView(after)) }, origin);
+        return after;
       });
       await changed(tenantId);
       return role;
     },
 
-    async deleteRole(tenantId: string, roleId: string): Promise<void> {
+    async deleteRole(tenantId: string, roleId: string, origin?: ChangeOrigin): Promise<void> {
       await withTenant(db, tenantId, async (trx) => {
         const role = await requireRole(trx, roleId);
         if (role.system) throw new ValidationError('system roles cannot be deleted');
+        const before = await toRole(trx, role);
         await rbacQueries.deleteRole(trx, roleId);
+        await recordChange(trx, tenantId, roleId, 'deleted', { details: changeDetails(roleView(before), null) }, origin);
       });
       await changed(tenantId);
     },
 
     // Makes `roleId` include `includedRoleId`; refuses a cycle.
-    async include(tenantId: string, roleId: string, includedRoleId: string): Promise<void> {
+    async include(tenantId: string, roleId: string, includedRoleId: string, origin?: ChangeOrigin): Promise<void> {
       await withTenant(db, tenantId, async (trx) => {
         await rbacQueries.lockTenantRoles(trx, tenantId);
         const [role, included] = [await requireRole(trx, roleId), await requireRole(trx, includedRoleId)];
         if (await rbacQueries.reaches(trx, included.id, role.id)) {
           throw new ValidationError(`${role.name} cannot include ${included.name}: ${included.name} already includes ${role.name}, which would make a cycle`, { includes: 'would create a cycle' });
         }
-        await rbacQueries.addInclusion(trx, tenantId, role.id, included.id);
+        if (await rbacQueries.addInclusion(trx, tenantId, role.id, included.id)) {
+          await recordChange(trx, tenantId, role.id, 'included', { includedRoleId: included.id }, origin);
+        }
       });
       await changed(tenantId);
     },
 
-    async exclude(tenantId: string, roleId: string, includedRoleId: string): Promise<void> {
-      const removed = await withTenant(db, tenantId, (trx) => rbacQueries.removeInclusion(trx, roleId, includedRoleId));
+    async exclude(tenantId: string, roleId: string, includedRoleId: string, origin?: ChangeOrigin): Promise<void> {
+      const removed = await withTenant(db, tenantId, async (trx) => {
+        const done = await rbacQueries.removeInclusion(trx, roleId, includedRoleId);
+        if (done) await recordChange(trx, tenantId, roleId, 'excluded', { includedRoleId }, origin);
+        return done;
+      });
       if (!removed) throw new NotFoundError('the role does not include that role');
       await changed(tenantId);
     },
 
-    async assign(tenantId: string, roleId: string, subjectType: SubjectType, subjectId: string, trx?: Database): Promise<void> {
-      await withTenant(trx ?? db, tenantId, async (scoped) => {
+    async assign(tenantId: string, roleId: string, subjectType: SubjectType, subjectId: string, options: { trx?: Database; origin?: ChangeOrigin } = {}): Promise<void> {
+      await withTenant(options.trx ?? db, tenantId, async (scoped) => {
         await requireRole(scoped, roleId);
-        await rbacQueries.assign(scoped, tenantId, roleId, subjectType, subjectId);
+        if (await rbacQueries.assign(scoped, tenantId, roleId, subjectType, subjectId)) {
+          await recordChange(scoped, tenantId, roleId, 'assigned', { subject: { type: subjectType, id: subjectId } }, options.origin);
+        }
       });
       await changed(tenantId);
     },
 
-    async unassign(tenantId: string, roleId: string, subjectType: SubjectType, subjectId: string): Promise<void> {
-      const removed = await withTenant(db, tenantId, (trx) => rbacQueries.unassign(trx, roleId, subjectType, subjectId));
+    async unassign(tenantId: string, roleId: string, subjectType: SubjectType, subjectId: string, origin?: ChangeOrigin): Promise<void> {
+      const removed = await withTenant(db, tenantId, async (trx) => {
+        const done = await rbacQueries.unassign(trx, roleId, subjectType, subjectId);
+        if (done) await recordChange(trx, tenantId, roleId, 'unassigned', { subject: { type: subjectType, id: subjectId } }, origin);
+        return done;
+      });
       if (!removed) throw new NotFoundError('the subject does not hold that role');
       await changed(tenantId);
     },

@@ -11,6 +11,9 @@ import { NotFoundError } from '../errors.ts';
 import { isUuid } from '../ids.ts';
 import { purgeSessionRows, sessionQueries, type UserSessionRow } from './queries.ts';
 import { deviceLabels } from './device.ts';
+import type { AuditService } from '../audit/service.ts';
+import type { OutboxService } from '../outbox/service.ts';
+import { originOf, type ChangeOrigin } from '../audit/origin.ts';
 
 export interface DeviceSession {
   id: string;
@@ -85,6 +88,9 @@ export interface SessionServiceDependencies {
   endProviderSession(sid: string): Promise<void>;
   // Spares the database a touch already made this minute (by any instance).
   hot?: Pick<HotStore, 'get' | 'set'>;
+  // An administrator's revocation is recorded (session.revoke, session.revoked) with the rows it ends.
+  audit: Pick<AuditService, 'record'>;
+  outbox: Pick<OutboxService, 'enqueue'>;
 }
 
 const MAX_IP = 64;
@@ -212,11 +218,13 @@ export function createSessionService(deps: SessionServiceDependencies) {
     },
 
     // Signs the user out of one session: the provider session and its grants go, the row is ended.
-    async end(tenantId: string, userId: string, sessionId: string): Promise<void> {
+    // With `revokedBy` (an administrator, the command line) the revocation is recorded here; the
+    // person's own sign-outs are recorded by the account pages.
+    async end(tenantId: string, userId: string, sessionId: string, revokedBy?: ChangeOrigin): Promise<void> {
       if (!isUuid(tenantId) || !isUuid(userId) || !isUuid(sessionId)) throw notFound(sessionId);
       const row = await withTenant(db, tenantId, (trx) => sessionQueries.findOpen(trx, tenantId, userId, sessionId));
       if (!row) throw notFound(sessionId);
-      await endRows(tenantId, [row]);
+      await endRows(tenantId, [row], revokedBy && { userId, origin: revokedBy });
     },
 
     // Signs the user out everywhere but in the session they act from, named by its row id or its
@@ -232,13 +240,13 @@ export function createSessionService(deps: SessionServiceDependencies) {
 
     // Signs the user out everywhere, the session they act from included (named by its provider
     // session uid too, in case its row is missing); returns how many ended.
-    async endAll(tenantId: string, userId: string, current: { sid?: string } = {}): Promise<number> {
+    async endAll(tenantId: string, userId: string, current: { sid?: string } = {}, revokedBy?: ChangeOrigin): Promise<number> {
       if (!isUuid(tenantId) || !isUuid(userId)) return 0;
       const rows = await withTenant(db, tenantId, (trx) => sessionQueries.listOpen(trx, tenantId, userId));
       if (current.sid && !rows.some((row) => row.sid === current.sid) && (await deps.providerSessionAccount(current.sid)) === userId) {
         await deps.endProviderSession(current.sid);
       }
-      await endRows(tenantId, rows);
+      await endRows(tenantId, rows, revokedBy && { userId, origin: revokedBy });
       return rows.length;
     },
 
@@ -333,10 +341,18 @@ export function createSessionService(deps: SessionServiceDependencies) {
   };
 
   // The provider session first: if that fails the row stays open and the user can try again.
-  async function endRows(tenantId: string, rows: UserSessionRow[]): Promise<void> {
+  async function endRows(tenantId: string, rows: UserSessionRow[], revocation?: { userId: string; origin: ChangeOrigin }): Promise<void> {
     if (!rows.length) return;
     for (const row of rows) await deps.endProviderSession(row.sid);
-    await withTenant(db, tenantId, (trx) => sessionQueries.markEnded(trx, tenantId, rows.map((row) => row.id), now()));
+    await withTenant(db, tenantId, async (trx) => {
+      await sessionQueries.markEnded(trx, tenantId, rows.map((row) => row.id), now());
+      if (!revocation) return;
+      for (const row of rows) {
+        const { userId } = revocation;
+        await deps.audit.record(trx, { tenantId, type: 'session.revoke', outcome: 'success', ...originOf(revocation.origin), target: { type: 'user', id: userId }, details: { sessionId: row.id, via: 'admin' } });
+        await deps.outbox.enqueue(trx, { tenantId, type: 'session.revoked', data: { userId, sessionId: row.id, reason: 'admin' } });
+      }
+    });
   }
 
   async function activeFilter(tenantId: string, query: TenantSessionQuery) {

@@ -11,6 +11,11 @@ import { tenantPoliciesSchema, type TenantPolicies } from './policies.ts';
 import { attributeSchemaSchema, type AttributeSchema } from './attribute-schema.ts';
 import { systemRoleDefinitions } from './system-roles.ts';
 import { brandingSchema, type TenantBranding } from './branding.ts';
+import { DEFAULT_TENANT_ID } from './constants.ts';
+import type { Knex } from 'knex';
+import type { AuditService } from '../audit/service.ts';
+import { originOf, type ChangeOrigin } from '../audit/origin.ts';
+import { changeDetails } from '../audit/mask.ts';
 
 export interface Tenant {
   id: string;
@@ -84,8 +89,22 @@ function checkDomains(domains: string[]): string[] {
   return [...new Set(normalised)];
 }
 
-export function createTenantService(db: Database, rbac: RbacService, adminApi: () => string, hot: HotStore) {
+// What an audit entry shows of a tenant: its settings, none of them personal.
+function auditView(tenant: Tenant): Record<string, unknown> {
+  const { id: _id, version: _version, createdAt: _createdAt, updatedAt: _updatedAt, ...settings } = tenant;
+  return settings;
+}
+
+// Creating and deleting tenants is the platform's business, recorded in the platform tenant's trail
+// (a deleted tenant's own trail stays in the database but no longer reads through the API); a
+// tenant's changes are recorded in its own. Each in the transaction of the change.
+export function createTenantService(db: Database, rbac: RbacService, adminApi: () => string, hot: HotStore, audit: Pick<AuditService, 'record'>) {
   const queries = tenantQueries(db);
+
+  async function record(trx: Knex.Transaction, trailOf: string, type: string, details: Record<string, unknown>, origin: ChangeOrigin | undefined, tenantId = trailOf): Promise<void> {
+    await audit.record(trx, { tenantId: trailOf, type, outcome: 'success', ...originOf(origin), target: { ref: tenantId }, details });
+  }
+
   // The policies are read on hot paths (every refresh asks for the session policy); a change
   // evicts them on every instance.
   const policyCache = new BroadcastCache<TenantPolicies>(hot, 'tenants:changed', { max: 10_000, ttlSeconds: 60 });
@@ -110,7 +129,7 @@ export function createTenantService(db: Database, rbac: RbacService, adminApi: (
   }
 
   return {
-    async create(input: TenantInput): Promise<Tenant> {
+    async create(input: TenantInput, origin?: ChangeOrigin): Promise<Tenant> {
       if (!SLUG.test(input.slug)) throw new ValidationError('invalid slug', { slug: 'lower-case letters, digits and -, at most 63 characters' });
       if (await queries.findBySlug(input.slug)) throw new ConflictError(`a tenant with slug ${input.slug} exists`, { slug: 'already taken' });
       const row = {
@@ -125,11 +144,13 @@ export function createTenantService(db: Database, rbac: RbacService, adminApi: (
         branding: parseBranding(input.branding),
       };
       const definitions = await checkSystemRoles(false);
-      await db.transaction(async (trx) => {
+      return db.transaction(async (trx) => {
         await queries.insert(trx, row);
         await createSystemRoles(trx, row.id, definitions);
+        const tenant = toTenant((await tenantQueries(trx).find(row.id))!);
+        await record(trx, DEFAULT_TENANT_ID, 'tenant.create', changeDetails(null, auditView(tenant)), origin, tenant.id);
+        return tenant;
       });
-      return toTenant((await queries.find(row.id))!);
     },
 
     // The platform tenant exists from the first migration; its system roles need the admin API.
@@ -166,7 +187,7 @@ export function createTenantService(db: Database, rbac: RbacService, adminApi: (
       return (await queries.list(limit, after)).map(toTenant);
     },
 
-    async update(id: string, expectedVersion: number, input: Partial<Omit<TenantInput, 'slug'>> & { status?: 'active' | 'disabled' }): Promise<Tenant> {
+    async update(id: string, expectedVersion: number, input: Partial<Omit<TenantInput, 'slug'>> & { status?: 'active' | 'disabled' }, origin?: ChangeOrigin): Promise<Tenant> {
       const current = await requireTenant(id);
       if (current.platform && input.status === 'disabled') throw new ValidationError('the platform tenant cannot be disabled', { status: 'platform tenant' });
       const changes: Partial<TenantRow> = {};
@@ -177,17 +198,26 @@ export function createTenantService(db: Database, rbac: RbacService, adminApi: (
       if (input.selfRegistration !== undefined) changes.self_registration = input.selfRegistration;
       if (input.branding !== undefined) changes.branding = parseBranding(input.branding);
       if (input.status !== undefined) changes.status = input.status;
-      const updated = await queries.update(id, expectedVersion, changes);
-      if (!updated) throw new VersionMismatchError(`the tenant changed since version ${expectedVersion}; read it again`);
+      const tenant = await db.transaction(async (trx) => {
+        const updated = await tenantQueries(trx).update(id, expectedVersion, changes);
+        if (!updated) throw new VersionMismatchError(`the tenant changed since version ${expectedVersion}; read it again`);
+        // At the version the caller read, the row read before is the state this change replaced.
+        const after = toTenant(updated);
+        await record(trx, id, 'tenant.update', changeDetails(auditView(toTenant(current)), auditView(after)), origin);
+        return after;
+      });
       await policyCache.invalidate(id);
-      return toTenant(updated);
+      return tenant;
     },
 
     // Removes the tenant and, through foreign keys, everything it owns.
-    async delete(id: string): Promise<void> {
+    async delete(id: string, origin?: ChangeOrigin): Promise<void> {
       const tenant = await requireTenant(id);
       if (tenant.platform) throw new ValidationError('the platform tenant cannot be deleted');
-      await queries.delete(id);
+      await db.transaction(async (trx) => {
+        if (!(await tenantQueries(trx).delete(id))) throw new NotFoundError(`no tenant ${id}`);
+        await record(trx, DEFAULT_TENANT_ID, 'tenant.delete', changeDetails(auditView(toTenant(tenant)), null), origin, id);
+      });
       await policyCache.invalidate(id);
     },
   };

@@ -35,6 +35,10 @@ import {
 import { isUuid } from '../ids.ts';
 import { checkPassword, PasswordPolicyError, type PasswordPolicy } from '../security/password-policy.ts';
 import { passwordQueries } from './password-queries.ts';
+import type { AuditService } from '../audit/service.ts';
+import { originOf, type ChangeOrigin } from '../audit/origin.ts';
+import type { OutboxService } from '../outbox/service.ts';
+import { userChanges } from './change-record.ts';
 
 export { USER_STATUSES, type UserStatus, type ListOptions } from './validation.ts';
 export type { RoleSubquery } from './queries.ts';
@@ -129,6 +133,10 @@ export interface UserServiceDependencies {
   // The tenant's password policy, applied wherever a password is set (length, common passwords,
   // no reuse of the last N). Without it, only the basic length limits apply.
   passwordPolicy?(tenantId: string): Promise<PasswordPolicy>;
+  // Every change is recorded in the transaction that makes it: an audit entry, and the event for
+  // other services.
+  audit: Pick<AuditService, 'record'>;
+  outbox: Pick<OutboxService, 'enqueue'>;
 }
 
 const ADMIN_ALLOWED: readonly UserField[] = [...ADMIN_FIELDS, ...PROFILE_FIELDS, 'customAttributes'];
@@ -224,7 +232,22 @@ export function createUserService(deps: UserServiceDependencies) {
     return { password_hash: hash, password_changed_at: trx.fn.now(), password_must_change: mustChange };
   }
 
-  async function insertUser(tenantId: string, input: unknown, allowed: readonly UserField[], options: { passwordRequired: boolean }): Promise<User> {
+  async function recordChange(trx: TenantTransaction, type: string, user: User, details: Record<string, unknown>, origin: ChangeOrigin | undefined): Promise<void> {
+    await deps.audit.record(trx, { tenantId: user.tenantId, type, outcome: 'success', ...originOf(origin), target: { type: 'user', id: user.id, email: user.email }, details });
+  }
+
+  async function recordUpdate(trx: TenantTransaction, type: string, before: User, after: User, origin: ChangeOrigin | undefined, passwordSet = false): Promise<void> {
+    const details = userChanges(before, after, { passwordSet });
+    await recordChange(trx, type, after, details, origin);
+    await deps.outbox.enqueue(trx, { tenantId: after.tenantId, type: 'user.updated', data: { userId: after.id, changed: details.changes.map((change) => change.field) } });
+  }
+
+  async function insertUser(
+    tenantId: string,
+    input: unknown,
+    allowed: readonly UserField[],
+    options: { passwordRequired: boolean; inserted?: (trx: TenantTransaction, user: User) => Promise<void> },
+  ): Promise<User> {
     requireTenantId(tenantId);
     const checked = checkInput(input, allowed, { creating: true });
     if (options.passwordRequired && checked.password === undefined) throw invalid({ password: 'required' });
@@ -243,12 +266,15 @@ export function createUserService(deps: UserServiceDependencies) {
     return withTenant(db, tenantId, async (trx) => {
       const taken = await userQueries.taken(trx, tenantId, { email: row.email as string, username: row.username as string | undefined });
       if (taken.email || taken.username) throw conflict(taken);
+      let user: User;
       try {
-        return toUser(await userQueries.insert(trx, row));
+        user = toUser(await userQueries.insert(trx, row));
       } catch (error) {
         if (isUniqueViolation(error)) throw conflictFromViolation(error);
         throw error;
       }
+      await options.inserted?.(trx, user);
+      return user;
     });
   }
 
@@ -266,15 +292,22 @@ export function createUserService(deps: UserServiceDependencies) {
   const service = {
     // An administrator creates a user. The password is optional (a user without one cannot sign
     // in with a password until one is set).
-    create(tenantId: string, input: NewUser): Promise<User> {
-      return insertUser(tenantId, input, ADMIN_ALLOWED, { passwordRequired: false });
+    create(tenantId: string, input: NewUser, origin?: ChangeOrigin): Promise<User> {
+      return insertUser(tenantId, input, ADMIN_ALLOWED, {
+        passwordRequired: false,
+        inserted: async (trx, user) => {
+          await recordChange(trx, 'user.create', user, userChanges(null, user, { passwordSet: user.hasPassword }), origin);
+          await deps.outbox.enqueue(trx, { tenantId, type: 'user.created', data: { userId: user.id, email: user.email } });
+        },
+      });
     },
 
-    // A person registers themselves, when the tenant allows it.
-    async selfRegister(tenantId: string, input: SelfRegistration): Promise<User> {
+    // A person registers themselves, when the tenant allows it. `inserted` runs in the transaction
+    // that creates the user (to record the registration with it).
+    async selfRegister(tenantId: string, input: SelfRegistration, options: { inserted?: (trx: TenantTransaction, user: User) => Promise<void> } = {}): Promise<User> {
       requireTenantId(tenantId);
       if (!(await deps.tenantAllowsSelfRegistration(tenantId))) throw new ForbiddenError('this tenant does not allow self-registration');
-      return insertUser(tenantId, input, SELF_REGISTRATION_FIELDS, { passwordRequired: true });
+      return insertUser(tenantId, input, SELF_REGISTRATION_FIELDS, { passwordRequired: true, inserted: options.inserted });
     },
 
     async get(tenantId: string, id: string): Promise<User> {
@@ -304,7 +337,8 @@ export function createUserService(deps: UserServiceDependencies) {
     // Changes a user at the version the caller read. As 'self', only profile claims and custom
     // attributes; as 'admin', also e-mail, username, phone, verified flags, password and isAdmin.
     // A new e-mail address or phone number is unverified unless the same change says otherwise.
-    async update(tenantId: string, id: string, expectedVersion: number, patch: UserPatch, options: { as: 'admin' | 'self' }): Promise<User> {
+    // Recorded as done by `origin` (the user themselves when acting as 'self' without one).
+    async update(tenantId: string, id: string, expectedVersion: number, patch: UserPatch, options: { as: 'admin' | 'self'; origin?: ChangeOrigin }): Promise<User> {
       if (options?.as !== 'admin' && options?.as !== 'self') throw new Error("update needs { as: 'admin' | 'self' }");
       if (!Number.isInteger(expectedVersion) || expectedVersion < 1) throw invalid({ version: 'must be the positive whole number the user was read at' });
       const checked = checkInput(patch, options.as === 'admin' ? ADMIN_ALLOWED : SELF_ALLOWED, { creating: false });
@@ -334,12 +368,18 @@ export function createUserService(deps: UserServiceDependencies) {
           if (taken.email || taken.username) throw conflict(taken);
         }
         if (!Object.keys(changes).length) return current;
+        let updated: UserRow | undefined;
         try {
-          return await userQueries.update(trx, tenantId, id, expectedVersion, changes);
+          updated = await userQueries.update(trx, tenantId, id, expectedVersion, changes);
         } catch (error) {
           if (isUniqueViolation(error)) throw conflictFromViolation(error);
           throw error;
         }
+        if (updated) {
+          const origin = options.origin ?? (options.as === 'self' ? { actor: { type: 'user' as const, id } } : undefined);
+          await recordUpdate(trx, 'user.update', toUser(current), toUser(updated), origin, passwordHash !== undefined);
+        }
+        return updated;
       });
       if (!row) throw new VersionMismatchError(`the user changed since version ${expectedVersion}; read it again`);
       return toUser(row);
@@ -347,29 +387,41 @@ export function createUserService(deps: UserServiceDependencies) {
 
     // active, suspended or deactivated, with an optional reason (kept with the status). Leaving
     // 'active' ends the user's sessions and tokens once the change has committed.
-    async setStatus(tenantId: string, id: string, status: UserStatus, reason?: string | null): Promise<User> {
+    async setStatus(tenantId: string, id: string, status: UserStatus, reason?: string | null, origin?: ChangeOrigin): Promise<User> {
       const next = checkStatus(status);
       const statusReason = checkReason(reason);
-      const row = await changeUser(tenantId, id, (trx) => userQueries.update(trx, tenantId, id, undefined, { status: next, status_reason: statusReason }));
+      const row = await changeUser(tenantId, id, async (trx, current) => {
+        const updated = (await userQueries.update(trx, tenantId, id, undefined, { status: next, status_reason: statusReason }))!;
+        await recordUpdate(trx, 'user.status', toUser(current), toUser(updated), origin);
+        return updated;
+      });
       if (next !== 'active') await deps.onAccessRevoked(id, { tenantId, reason: next });
       return toUser(row!);
     },
 
     // Marks the user deleted: invisible to reads and sign-in, the e-mail and username free for a new
     // user, the row kept (an administrator can still hard-delete it).
-    async softDelete(tenantId: string, id: string): Promise<void> {
-      await changeUser(tenantId, id, (trx) => userQueries.update(trx, tenantId, id, undefined, { deleted_at: trx.fn.now() }));
+    async softDelete(tenantId: string, id: string, origin?: ChangeOrigin): Promise<void> {
+      await changeUser(tenantId, id, async (trx, current) => {
+        await userQueries.update(trx, tenantId, id, undefined, { deleted_at: trx.fn.now() });
+        await recordChange(trx, 'user.delete', toUser(current), { hard: false }, origin);
+        await deps.outbox.enqueue(trx, { tenantId, type: 'user.deleted', data: { userId: id, hard: false } });
+        return undefined;
+      });
       await deps.onAccessRevoked(id, { tenantId, reason: 'deleted' });
     },
 
     // Removes the row, also of a soft-deleted user.
-    async hardDelete(tenantId: string, id: string): Promise<void> {
+    async hardDelete(tenantId: string, id: string, origin?: ChangeOrigin): Promise<void> {
       requireTenantId(tenantId);
       if (!isUuid(id)) throw notFound(id);
       const removed = await withTenant(db, tenantId, async (trx) => {
-        const deleted = await userQueries.hardDelete(trx, tenantId, id);
-        if (deleted) await deps.forgetRoles(trx, id);
-        return deleted;
+        const current = await userQueries.find(trx, tenantId, id, { includeDeleted: true, forUpdate: true });
+        if (!current || !(await userQueries.hardDelete(trx, tenantId, id))) return false;
+        await deps.forgetRoles(trx, id);
+        await recordChange(trx, 'user.delete', toUser(current), { hard: true }, origin);
+        await deps.outbox.enqueue(trx, { tenantId, type: 'user.deleted', data: { userId: id, hard: true } });
+        return true;
       });
       if (!removed) throw notFound(id);
       await deps.onAccessRevoked(id, { tenantId, reason: 'deleted' });

@@ -12,6 +12,9 @@ import type { EventSubscriber } from '../outbox/publisher.ts';
 import { endpointUrlProblem } from './destination.ts';
 import { generateSigningSecret } from './signature.ts';
 import { deliveryQueries, endpointQueries, type DeliveryRow, type DeliveryStatus, type EndpointRow } from './queries.ts';
+import type { AuditService } from '../audit/service.ts';
+import { originOf, type ChangeOrigin } from '../audit/origin.ts';
+import { changeDetails } from '../audit/mask.ts';
 
 export { DELIVERY_STATUSES, type DeliveryStatus } from './queries.ts';
 
@@ -58,14 +61,15 @@ export interface WebhookService {
   list(tenantId: string): Promise<WebhookEndpoint[]>;
   get(tenantId: string, id: string): Promise<WebhookEndpoint>;
   // The secret is in the answer and nowhere else, ever again.
-  create(tenantId: string, input: EndpointInput): Promise<{ endpoint: WebhookEndpoint; secret: string }>;
-  update(tenantId: string, id: string, version: number, changes: Partial<EndpointInput>): Promise<WebhookEndpoint>;
-  remove(tenantId: string, id: string): Promise<void>;
-  rotateSecret(tenantId: string, id: string): Promise<{ endpoint: WebhookEndpoint; secret: string }>;
+  // Changes to endpoints are recorded in the audit trail, in their transaction, as done by `origin`.
+  create(tenantId: string, input: EndpointInput, origin?: ChangeOrigin): Promise<{ endpoint: WebhookEndpoint; secret: string }>;
+  update(tenantId: string, id: string, version: number, changes: Partial<EndpointInput>, origin?: ChangeOrigin): Promise<WebhookEndpoint>;
+  remove(tenantId: string, id: string, origin?: ChangeOrigin): Promise<void>;
+  rotateSecret(tenantId: string, id: string, origin?: ChangeOrigin): Promise<{ endpoint: WebhookEndpoint; secret: string }>;
   deliveries(tenantId: string, endpointId: string, options: { status?: DeliveryStatus; limit: number; before?: { createdAt: Date; id: string } }): Promise<WebhookDelivery[]>;
-  replay(tenantId: string, endpointId: string, deliveryId: string): Promise<void>;
+  replay(tenantId: string, endpointId: string, deliveryId: string, origin?: ChangeOrigin): Promise<void>;
   // Every dead-lettered delivery of the endpoint (up to MAX_REPLAY per call); how many.
-  replayDead(tenantId: string, endpointId: string): Promise<number>;
+  replayDead(tenantId: string, endpointId: string, origin?: ChangeOrigin): Promise<number>;
   // The publisher's fan-out: one delivery per matching endpoint, in the publishing transaction.
   fanOut: EventSubscriber;
 }
@@ -120,9 +124,30 @@ function checkEndpoint(changes: Partial<EndpointInput>): void {
   if (Object.keys(fields).length) throw new ValidationError('invalid webhook endpoint', fields);
 }
 
-export function createWebhookService(options: { db: Database; keyEncryptionKey: Buffer; now?: () => Date }): WebhookService {
+// A webhook URL may carry a credential in its path or query (many receivers work that way): the
+// audit trail shows only its origin, and that it changed.
+function urlOrigin(url: unknown): string | null {
+  if (typeof url !== 'string') return null;
+  try {
+    return new URL(url).origin;
+  } catch {
+    return null;
+  }
+}
+
+function endpointChanges(before: WebhookEndpoint | null, after: WebhookEndpoint | null): Record<string, unknown> {
+  const view = (endpoint: WebhookEndpoint | null) => endpoint && { url: endpoint.url, description: endpoint.description, eventTypes: endpoint.eventTypes, enabled: endpoint.enabled };
+  const { changes } = changeDetails(view(before), view(after));
+  return { changes: changes.map((change) => (change.field === 'url' ? { field: 'url', before: urlOrigin(change.before), after: urlOrigin(change.after) } : change)) };
+}
+
+export function createWebhookService(options: { db: Database; keyEncryptionKey: Buffer; audit: Pick<AuditService, 'record'>; now?: () => Date }): WebhookService {
   const { db, keyEncryptionKey } = options;
   const now = options.now ?? (() => new Date());
+
+  async function record(trx: Knex.Transaction, tenantId: string, type: string, endpointId: string, details: Record<string, unknown>, origin: ChangeOrigin | undefined): Promise<void> {
+    await options.audit.record(trx, { tenantId, type, outcome: 'success', ...originOf(origin), target: { ref: endpointId }, details });
+  }
 
   async function existing(trx: Knex.Transaction, tenantId: string, id: string): Promise<EndpointRow> {
     const row = await endpointQueries.find(trx, tenantId, id);
@@ -135,7 +160,7 @@ export function createWebhookService(options: { db: Database; keyEncryptionKey: 
 
     get: (tenantId, id) => withTenant(db, tenantId, async (trx) => endpointView(await existing(trx, tenantId, id))),
 
-    async create(tenantId, input) {
+    async create(tenantId, input, origin) {
       checkEndpoint(input);
       const id = randomUUID();
       const secret = generateSigningSecret();
@@ -143,23 +168,27 @@ export function createWebhookService(options: { db: Database; keyEncryptionKey: 
         if ((await endpointQueries.count(trx, tenantId)) >= MAX_ENDPOINTS_PER_TENANT) {
           throw new ConflictError(`a tenant has at most ${MAX_ENDPOINTS_PER_TENANT} webhook endpoints`);
         }
-        return endpointQueries.insert(trx, {
-          id,
-          tenant_id: tenantId,
-          url: input.url,
-          description: input.description ?? null,
-          event_types: [...new Set(input.eventTypes)],
-          enabled: input.enabled ?? true,
-          secret_sealed: seal(keyEncryptionKey, secret, endpointSealContext(id)),
-        });
+        const created = endpointView(
+          await endpointQueries.insert(trx, {
+            id,
+            tenant_id: tenantId,
+            url: input.url,
+            description: input.description ?? null,
+            event_types: [...new Set(input.eventTypes)],
+            enabled: input.enabled ?? true,
+            secret_sealed: seal(keyEncryptionKey, secret, endpointSealContext(id)),
+          }),
+        );
+        await record(trx, tenantId, 'webhook.endpoint.create', id, endpointChanges(null, created), origin);
+        return created;
       });
-      return { endpoint: endpointView(endpoint), secret };
+      return { endpoint, secret };
     },
 
-    async update(tenantId, id, version, changes) {
+    async update(tenantId, id, version, changes, origin) {
       checkEndpoint(changes);
       return withTenant(db, tenantId, async (trx) => {
-        await existing(trx, tenantId, id);
+        const before = endpointView(await existing(trx, tenantId, id));
         const updated = await endpointQueries.update(
           trx,
           tenantId,
@@ -174,19 +203,28 @@ export function createWebhookService(options: { db: Database; keyEncryptionKey: 
           now(),
         );
         if (!updated) throw new VersionMismatchError('the endpoint changed since you read it: read it again');
-        return endpointView(updated);
+        const after = endpointView(updated);
+        await record(trx, tenantId, 'webhook.endpoint.update', id, endpointChanges(before, after), origin);
+        return after;
       });
     },
 
-    async remove(tenantId, id) {
-      const removed = await withTenant(db, tenantId, (trx) => endpointQueries.remove(trx, tenantId, id));
-      if (!removed) throw new NotFoundError('no such webhook endpoint in this tenant');
+    async remove(tenantId, id, origin) {
+      await withTenant(db, tenantId, async (trx) => {
+        const before = endpointView(await existing(trx, tenantId, id));
+        await endpointQueries.remove(trx, tenantId, id);
+        await record(trx, tenantId, 'webhook.endpoint.delete', id, endpointChanges(before, null), origin);
+      });
     },
 
-    async rotateSecret(tenantId, id) {
+    async rotateSecret(tenantId, id, origin) {
       const secret = generateSigningSecret();
-      const endpoint = await withTenant(db, tenantId, (trx) => endpointQueries.replaceSecret(trx, tenantId, id, seal(keyEncryptionKey, secret, endpointSealContext(id)), now()));
-      if (!endpoint) throw new NotFoundError('no such webhook endpoint in this tenant');
+      const endpoint = await withTenant(db, tenantId, async (trx) => {
+        const rotated = await endpointQueries.replaceSecret(trx, tenantId, id, seal(keyEncryptionKey, secret, endpointSealContext(id)), now());
+        if (!rotated) throw new NotFoundError('no such webhook endpoint in this tenant');
+        await record(trx, tenantId, 'webhook.endpoint.secret.rotate', id, {}, origin);
+        return rotated;
+      });
       return { endpoint: endpointView(endpoint), secret };
     },
 
@@ -196,18 +234,20 @@ export function createWebhookService(options: { db: Database; keyEncryptionKey: 
         return (await deliveryQueries.list(trx, tenantId, endpointId, query)).map(deliveryView);
       }),
 
-    async replay(tenantId, endpointId, deliveryId) {
-      const replayed = await withTenant(db, tenantId, async (trx) => {
+    async replay(tenantId, endpointId, deliveryId, origin) {
+      await withTenant(db, tenantId, async (trx) => {
         await existing(trx, tenantId, endpointId);
-        return deliveryQueries.replay(trx, tenantId, endpointId, { id: deliveryId }, now(), 1);
+        if (!(await deliveryQueries.replay(trx, tenantId, endpointId, { id: deliveryId }, now(), 1))) throw new NotFoundError('no such delivery of this endpoint');
+        await record(trx, tenantId, 'webhook.delivery.replay', endpointId, { deliveryId }, origin);
       });
-      if (!replayed) throw new NotFoundError('no such delivery of this endpoint');
     },
 
-    replayDead: (tenantId, endpointId) =>
+    replayDead: (tenantId, endpointId, origin) =>
       withTenant(db, tenantId, async (trx) => {
         await existing(trx, tenantId, endpointId);
-        return deliveryQueries.replay(trx, tenantId, endpointId, { status: 'dead' }, now(), MAX_REPLAY);
+        const replayed = await deliveryQueries.replay(trx, tenantId, endpointId, { status: 'dead' }, now(), MAX_REPLAY);
+        if (replayed) await record(trx, tenantId, 'webhook.delivery.replay', endpointId, { status: 'dead', replayed }, origin);
+        return replayed;
       }),
 
     fanOut: (trx: Knex.Transaction, events: EventEnvelope[]) => deliveryQueries.fanOut(trx, events, now()),

@@ -215,11 +215,11 @@ forEachBackend('audit trail over the admin API', (backend) => {
     const otherAdmin = await tokenFor(otherTenant, 'admin');
     expect((await api(`/tenants/${tenantId}/audit`, otherAdmin)).status).to.equal(403);
     expect((await api(`/tenants/${tenantId}/audit/export?format=csv`, otherAdmin)).status).to.equal(403);
-    // Its own (empty) trail it may read, and nothing of the other tenant leaks into it.
-    expect((await page(otherTenant, '')).items).to.deep.equal([]);
+    // Its own trail it may read (only its administrator's client and role being set up), and
+    // nothing of the other tenant leaks into it.
     const own = await api(`/tenants/${otherTenant}/audit`, otherAdmin);
     expect(own.status).to.equal(200);
-    expect(((await own.json()) as { items: unknown[] }).items).to.deep.equal([]);
+    expect(((await own.json()) as { items: AuditEntry[] }).items.map((item) => item.type)).to.deep.equal(['role.assign', 'client.create']);
     expect((await api(`/tenants/${randomUUID()}/audit`)).status).to.equal(404);
   });
 
@@ -352,7 +352,8 @@ forEachBackend('idp audit verify', (backend) => {
     expect(intact.code, intact.stderr).to.equal(0);
     expect(intact.stderr).to.equal('');
     expect(intact.stdout).to.include(`tenant ${tenantId}: ok, 5 entries`);
-    expect(intact.stdout).to.include(`tenant ${DEFAULT_TENANT_ID}: ok, 1 entry`);
+    // The platform's trail also holds the tenant's creation.
+    expect(intact.stdout).to.match(new RegExp(`tenant ${DEFAULT_TENANT_ID}: ok, \\d+ entries`));
 
     // A superuser path around the trigger: the chain still gives the change away.
     await withRuntime(async ({ db }) => {
@@ -371,7 +372,7 @@ forEachBackend('idp audit verify', (backend) => {
     }
     const other = await cli(['audit', 'verify', '--tenant', DEFAULT_TENANT_ID]);
     expect(other.code).to.equal(0);
-    expect(other.stdout.trim()).to.equal(`tenant ${DEFAULT_TENANT_ID}: ok, 1 entry`);
+    expect(other.stdout.trim()).to.match(new RegExp(`^tenant ${DEFAULT_TENANT_ID}: ok, \\d+ entries$`));
     const unknown = await cli(['audit', 'verify', '--tenant', 'no-such-tenant']);
     expect(unknown.code).to.equal(1);
     expect(unknown.stderr.trimEnd()).to.equal('idp: no tenant with slug no-such-tenant');

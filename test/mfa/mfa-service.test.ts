@@ -56,7 +56,7 @@ forEachBackend('mfa service', (backend) => {
   before(async () => {
     store = await backend.create();
     runtime = await createRuntime(loadConfig({ ...TEST_ENV, ...store.env }), { log: pino({ level: 'silent' }) });
-    mfa = createMfaService({ db: runtime.db, keyEncryptionKey: runtime.secrets.keyEncryptionKey, now: () => clock });
+    mfa = createMfaService({ db: runtime.db, keyEncryptionKey: runtime.secrets.keyEncryptionKey, audit: runtime.audit, now: () => clock });
   });
   after(async () => {
     await runtime?.close();

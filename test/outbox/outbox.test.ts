@@ -23,7 +23,7 @@ forEachBackend('outbox', (backend) => {
 
   // A worker as another instance would run it; `stream` replaces where it publishes.
   function worker(stream?: EventStream): EventPipeline {
-    return createEventPipeline({ config: runtime.config, db: runtime.db, hot: runtime.hot, log, keyEncryptionKey: runtime.secrets.keyEncryptionKey, users: runtime.users, stream });
+    return createEventPipeline({ config: runtime.config, db: runtime.db, hot: runtime.hot, log, keyEncryptionKey: runtime.secrets.keyEncryptionKey, users: runtime.users, audit: runtime.audit, stream });
   }
 
   // A consumer group that has read nothing yet, as a newly deployed service would create it.
@@ -130,7 +130,7 @@ forEachBackend('outbox', (backend) => {
 
     const later = new Date('2026-11-23T12:00:00.000Z');
     const earlier = new Date('2026-11-23T08:00:00.000Z');
-    const at = (date: Date) => createEventPipeline({ config: runtime.config, db: runtime.db, hot: runtime.hot, log, keyEncryptionKey: runtime.secrets.keyEncryptionKey, users: runtime.users, now: () => date });
+    const at = (date: Date) => createEventPipeline({ config: runtime.config, db: runtime.db, hot: runtime.hot, log, keyEncryptionKey: runtime.secrets.keyEncryptionKey, users: runtime.users, audit: runtime.audit, now: () => date });
     await at(later).outbox.enqueue(undefined, { tenantId: DEFAULT_TENANT_ID, type: 'auth.login.success', data: { userId: user.id, clientId: 'web', amr: ['pwd'] } });
     await worker().worker.drain();
     expect((await lastLogin())?.toISOString()).to.equal(later.toISOString());
@@ -143,7 +143,7 @@ forEachBackend('outbox', (backend) => {
   it('publishes what is pending when a running worker stops, and nothing when one never started', async () => {
     const group = consumerGroup();
     await group.read();
-    const idle = createEventPipeline({ config: runtime.config, db: runtime.db, hot: runtime.hot, log, keyEncryptionKey: runtime.secrets.keyEncryptionKey, users: runtime.users, intervalMs: 3_600_000 });
+    const idle = createEventPipeline({ config: runtime.config, db: runtime.db, hot: runtime.hot, log, keyEncryptionKey: runtime.secrets.keyEncryptionKey, users: runtime.users, audit: runtime.audit, intervalMs: 3_600_000 });
     idle.worker.start();
     await idle.worker.drain();
     // Written by another instance: this worker is not woken and its next tick is an hour away.

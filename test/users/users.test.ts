@@ -74,6 +74,8 @@ forEachBackend('users', (backend) => {
         revoked.push(userId);
       },
       forgetRoles: (trx, userId) => rbacQueries.forgetSubject(trx, 'user', userId),
+      audit: runtime.audit,
+      outbox: runtime.outbox,
     });
   });
   after(async () => {

@@ -26,18 +26,18 @@ export function apiResourceRoutes({ apis, adminApi }: ApiServices): RouteDefinit
     route({
       method: 'post', path: '/apis', tag: 'apis', summary: 'Register an API resource', permission: 'apis:write', tenantRule: 'platform',
       body: apiBody, responses: { 201: 'Registered', 409: 'The identifier is taken' },
-      async handler({ body }) {
+      async handler({ body, origin }) {
         if (await apis.find(body.identifier)) throw new ConflictError(`an API ${body.identifier} exists`, { identifier: 'already registered' });
-        await apis.create({ identifier: body.identifier, name: body.name, scopes: body.permissions, accessTokenTtl: body.accessTokenTtl, signingAlg: body.signingAlg });
+        await apis.create({ identifier: body.identifier, name: body.name, scopes: body.permissions, accessTokenTtl: body.accessTokenTtl, signingAlg: body.signingAlg }, origin);
         return { status: 201, body: { ...body } };
       },
     }),
     route({
       method: 'delete', path: '/apis', tag: 'apis', summary: 'Remove an API resource (by identifier)', permission: 'apis:write', tenantRule: 'platform',
       query: z.object({ identifier: z.url().max(2048) }).strict(), responses: { 204: 'Removed', 404: 'No such API' },
-      async handler({ query }) {
+      async handler({ query, origin }) {
         if (query.identifier === adminApi) throw new ConflictError('the admin API cannot be removed');
-        if (!(await apis.delete(query.identifier))) throw new NotFoundError(`no API ${query.identifier}`);
+        if (!(await apis.delete(query.identifier, origin))) throw new NotFoundError(`no API ${query.identifier}`);
         return {};
       },
     }),

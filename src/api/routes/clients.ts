@@ -40,9 +40,9 @@ export function clientRoutes({ clients }: ApiServices): RouteDefinition[] {
     route({
       method: 'post', path: '/tenants/:tenantId/clients', tag: 'clients', summary: 'Register a client; its secret is in this answer only', permission: 'clients:write', tenantRule: 'tenant',
       params: tenantParams, body: clientBody, responses: { 201: 'The client and its secret', 422: 'Invalid metadata' },
-      async handler({ params, body }) {
+      async handler({ params, body, origin }) {
         try {
-          const { client, clientSecret } = await clients.create({ ...body, tenantId: params.tenantId });
+          const { client, clientSecret } = await clients.create({ ...body, tenantId: params.tenantId }, origin);
           return { status: 201, body: { ...present(client), clientSecret }, location: `/api/v1/tenants/${params.tenantId}/clients/${client.clientId}` };
         } catch (error) {
           if (error instanceof ClientValidationError) throw new ValidationError(error.message);
@@ -60,9 +60,9 @@ export function clientRoutes({ clients }: ApiServices): RouteDefinition[] {
     route({
       method: 'delete', path: '/tenants/:tenantId/clients/:clientId', tag: 'clients', summary: 'Delete a client', permission: 'clients:write', tenantRule: 'tenant',
       params: clientParams, responses: { 204: 'Deleted', 404: 'Not in this tenant' },
-      async handler({ params }) {
+      async handler({ params, origin }) {
         await ownClient(params.tenantId, params.clientId);
-        await clients.delete(params.clientId);
+        await clients.delete(params.clientId, origin);
         return {};
       },
     }),

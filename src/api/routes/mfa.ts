@@ -20,9 +20,9 @@ export function mfaRoutes({ users, mfa }: ApiServices): RouteDefinition[] {
     route({
       method: 'delete', path: '/tenants/:tenantId/users/:userId/mfa', tag: 'users', summary: 'Reset a user’s MFA: removes TOTP and every backup code (the user enrols again)', permission: 'users:write', tenantRule: 'tenant',
       params: userParams, responses: { 204: 'Removed', 404: 'No such user in this tenant' },
-      async handler({ params }) {
+      async handler({ params, origin }) {
         await users.get(params.tenantId, params.userId);
-        await mfa.remove(params.tenantId, params.userId);
+        await mfa.remove(params.tenantId, params.userId, origin);
         return {};
       },
     }),

@@ -29,8 +29,8 @@ export function roleRoutes({ rbac }: ApiServices): RouteDefinition[] {
     route({
       method: 'post', path: '/tenants/:tenantId/roles', tag: 'roles', summary: 'Create a role', permission: 'roles:write', tenantRule: 'tenant',
       params: tenantParams, body: roleBody, responses: { 201: 'The role', 409: 'The name is taken', 422: 'Invalid input' },
-      async handler({ params, body }) {
-        const role = await rbac.createRole(params.tenantId, body);
+      async handler({ params, body, origin }) {
+        const role = await rbac.createRole(params.tenantId, body, { origin });
         return { status: 201, body: role, version: role.version, location: `/api/v1/tenants/${params.tenantId}/roles/${role.id}` };
       },
     }),
@@ -45,48 +45,48 @@ export function roleRoutes({ rbac }: ApiServices): RouteDefinition[] {
     route({
       method: 'patch', path: '/tenants/:tenantId/roles/:roleId', tag: 'roles', summary: 'Change a role (If-Match required)', permission: 'roles:write', tenantRule: 'tenant',
       params: roleParams, body: rolePatch, requiresVersion: true, responses: { 200: 'The changed role', 412: 'Changed since', 428: 'If-Match missing' },
-      async handler({ params, body, ifMatch }) {
-        const role = await rbac.updateRole(params.tenantId, params.roleId, ifMatch!, body);
+      async handler({ params, body, ifMatch, origin }) {
+        const role = await rbac.updateRole(params.tenantId, params.roleId, ifMatch!, body, origin);
         return { body: role, version: role.version };
       },
     }),
     route({
       method: 'delete', path: '/tenants/:tenantId/roles/:roleId', tag: 'roles', summary: 'Delete a custom role', permission: 'roles:write', tenantRule: 'tenant',
       params: roleParams, responses: { 204: 'Deleted', 404: 'No such role', 422: 'A system role' },
-      async handler({ params }) {
-        await rbac.deleteRole(params.tenantId, params.roleId);
+      async handler({ params, origin }) {
+        await rbac.deleteRole(params.tenantId, params.roleId, origin);
         return {};
       },
     }),
     route({
       method: 'put', path: '/tenants/:tenantId/roles/:roleId/includes/:includedRoleId', tag: 'roles', summary: 'Make a role include another (idempotent; cycles refused)', permission: 'roles:write', tenantRule: 'tenant',
       params: inclusionParams, responses: { 204: 'Included', 422: 'Would create a cycle' },
-      async handler({ params }) {
-        await rbac.include(params.tenantId, params.roleId, params.includedRoleId);
+      async handler({ params, origin }) {
+        await rbac.include(params.tenantId, params.roleId, params.includedRoleId, origin);
         return {};
       },
     }),
     route({
       method: 'delete', path: '/tenants/:tenantId/roles/:roleId/includes/:includedRoleId', tag: 'roles', summary: 'Stop a role including another', permission: 'roles:write', tenantRule: 'tenant',
       params: inclusionParams, responses: { 204: 'Removed', 404: 'Not included' },
-      async handler({ params }) {
-        await rbac.exclude(params.tenantId, params.roleId, params.includedRoleId);
+      async handler({ params, origin }) {
+        await rbac.exclude(params.tenantId, params.roleId, params.includedRoleId, origin);
         return {};
       },
     }),
     route({
       method: 'put', path: '/tenants/:tenantId/roles/:roleId/assignments', tag: 'roles', summary: 'Assign a role to a user or machine client (idempotent)', permission: 'roles:write', tenantRule: 'tenant',
       params: roleParams, body: subject, responses: { 204: 'Assigned', 404: 'No such role or subject' },
-      async handler({ params, body }) {
-        await rbac.assign(params.tenantId, params.roleId, body.subjectType, body.subjectId);
+      async handler({ params, body, origin }) {
+        await rbac.assign(params.tenantId, params.roleId, body.subjectType, body.subjectId, { origin });
         return {};
       },
     }),
     route({
       method: 'delete', path: '/tenants/:tenantId/roles/:roleId/assignments/:subjectType/:subjectId', tag: 'roles', summary: 'Take a role away', permission: 'roles:write', tenantRule: 'tenant',
       params: roleParams.extend(subject.shape).strict(), responses: { 204: 'Removed', 404: 'Not assigned' },
-      async handler({ params }) {
-        await rbac.unassign(params.tenantId, params.roleId, params.subjectType, params.subjectId);
+      async handler({ params, origin }) {
+        await rbac.unassign(params.tenantId, params.roleId, params.subjectType, params.subjectId, origin);
         return {};
       },
     }),

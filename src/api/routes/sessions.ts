@@ -50,18 +50,18 @@ export function sessionRoutes({ users, sessions }: ApiServices): RouteDefinition
     route({
       method: 'delete', path: '/tenants/:tenantId/users/:userId/sessions/:sessionId', tag: 'sessions', summary: 'End one session of a user, with the tokens issued in it', permission: 'sessions:write', tenantRule: 'tenant',
       params: sessionParams, responses: { 204: 'Ended', 404: 'No such user, or no such active session of the user' },
-      async handler({ params }) {
+      async handler({ params, origin }) {
         await users.get(params.tenantId, params.userId);
-        await sessions.end(params.tenantId, params.userId, params.sessionId);
+        await sessions.end(params.tenantId, params.userId, params.sessionId, origin);
         return {};
       },
     }),
     route({
       method: 'delete', path: '/tenants/:tenantId/users/:userId/sessions', tag: 'sessions', summary: 'End every session of a user, with the tokens issued in them', permission: 'sessions:write', tenantRule: 'tenant',
       params: userParams, responses: { 200: 'How many sessions ended', 404: 'No such user in this tenant' },
-      async handler({ params }) {
+      async handler({ params, origin }) {
         await users.get(params.tenantId, params.userId);
-        return { body: { ended: await sessions.endAll(params.tenantId, params.userId) } };
+        return { body: { ended: await sessions.endAll(params.tenantId, params.userId, {}, origin) } };
       },
     }),
     route({

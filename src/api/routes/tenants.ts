@@ -37,8 +37,8 @@ export function tenantRoutes({ tenants }: ApiServices): RouteDefinition[] {
     route({
       method: 'post', path: '/tenants', tag: 'tenants', summary: 'Create a tenant with its system roles', permission: 'tenants:write', tenantRule: 'platform',
       body: tenantBody, responses: { 201: 'The tenant', 409: 'The slug is taken', 422: 'Invalid input' },
-      async handler({ body }) {
-        const tenant = await tenants.create(body);
+      async handler({ body, origin }) {
+        const tenant = await tenants.create(body, origin);
         return { status: 201, body: present(tenant), version: tenant.version, location: `/api/v1/tenants/${tenant.id}` };
       },
     }),
@@ -54,17 +54,17 @@ export function tenantRoutes({ tenants }: ApiServices): RouteDefinition[] {
       method: 'patch', path: '/tenants/:tenantId', tag: 'tenants', summary: 'Change a tenant (If-Match required)', permission: 'tenants:write', tenantRule: 'tenant',
       params: tenantParams, body: tenantPatch, requiresVersion: true,
       responses: { 200: 'The changed tenant', 412: 'Changed by someone else since', 428: 'If-Match missing' },
-      async handler({ params, body, ifMatch, principal }) {
+      async handler({ params, body, ifMatch, principal, origin }) {
         if (body.status && !principal.platform) throw new ValidationError('only platform administrators enable or disable tenants', { status: 'platform only' });
-        const tenant = await tenants.update(params.tenantId, ifMatch!, body);
+        const tenant = await tenants.update(params.tenantId, ifMatch!, body, origin);
         return { body: present(tenant), version: tenant.version };
       },
     }),
     route({
       method: 'delete', path: '/tenants/:tenantId', tag: 'tenants', summary: 'Delete a tenant and everything it owns', permission: 'tenants:write', tenantRule: 'platform',
       params: tenantParams, responses: { 204: 'Deleted', 404: 'No such tenant' },
-      async handler({ params }) {
-        await tenants.delete(params.tenantId);
+      async handler({ params, origin }) {
+        await tenants.delete(params.tenantId, origin);
         return {};
       },
     }),

@@ -39,8 +39,8 @@ export function userRoutes({ users, credentials }: ApiServices): RouteDefinition
     route({
       method: 'post', path: '/tenants/:tenantId/users', tag: 'users', summary: 'Create a user', permission: 'users:write', tenantRule: 'tenant',
       params: tenantParams, body: fields, responses: { 201: 'The user', 409: 'E-mail or username taken in this tenant', 422: 'Invalid fields' },
-      async handler({ params, body }) {
-        const user = await users.create(params.tenantId, body as never);
+      async handler({ params, body, origin }) {
+        const user = await users.create(params.tenantId, body as never, origin);
         return { status: 201, body: present(user), version: user.version, location: `/api/v1/tenants/${params.tenantId}/users/${user.id}` };
       },
     }),
@@ -55,8 +55,8 @@ export function userRoutes({ users, credentials }: ApiServices): RouteDefinition
     route({
       method: 'patch', path: '/tenants/:tenantId/users/:userId', tag: 'users', summary: 'Change a user (If-Match required)', permission: 'users:write', tenantRule: 'tenant',
       params: userParams, body: fields, requiresVersion: true, responses: { 200: 'The changed user', 412: 'Changed since', 428: 'If-Match missing' },
-      async handler({ params, body, ifMatch }) {
-        const user = await users.update(params.tenantId, params.userId, ifMatch!, body as never, { as: 'admin' });
+      async handler({ params, body, ifMatch, origin }) {
+        const user = await users.update(params.tenantId, params.userId, ifMatch!, body as never, { as: 'admin', origin });
         return { body: present(user), version: user.version };
       },
     }),
@@ -64,17 +64,17 @@ export function userRoutes({ users, credentials }: ApiServices): RouteDefinition
       method: 'put', path: '/tenants/:tenantId/users/:userId/status', tag: 'users', summary: 'Set active / suspended / deactivated with a reason; leaving active ends every session and token', permission: 'users:write', tenantRule: 'tenant',
       params: userParams, body: z.object({ status: z.enum(['active', 'suspended', 'deactivated']), reason: z.string().max(512).optional() }).strict(),
       responses: { 200: 'The user' },
-      async handler({ params, body }) {
-        const user = await users.setStatus(params.tenantId, params.userId, body.status, body.reason);
+      async handler({ params, body, origin }) {
+        const user = await users.setStatus(params.tenantId, params.userId, body.status, body.reason, origin);
         return { body: present(user), version: user.version };
       },
     }),
     route({
       method: 'delete', path: '/tenants/:tenantId/users/:userId', tag: 'users', summary: 'Delete a user: soft by default (?hard=true removes the row)', permission: 'users:write', tenantRule: 'tenant',
       params: userParams, query: z.object({ hard: z.enum(['true', 'false']).optional() }).strict(), responses: { 204: 'Deleted', 404: 'No such user' },
-      async handler({ params, query }) {
-        if (query.hard === 'true') await users.hardDelete(params.tenantId, params.userId);
-        else await users.softDelete(params.tenantId, params.userId);
+      async handler({ params, query, origin }) {
+        if (query.hard === 'true') await users.hardDelete(params.tenantId, params.userId, origin);
+        else await users.softDelete(params.tenantId, params.userId, origin);
         return {};
       },
     }),
@@ -84,8 +84,8 @@ export function userRoutes({ users, credentials }: ApiServices): RouteDefinition
       permission: 'users:write', tenantRule: 'tenant',
       params: userParams, body: z.object({ mode: z.enum(['email', 'temporary']) }).strict(),
       responses: { 200: '{ temporaryPassword }', 202: 'The reset link is on its way', 404: 'No such user in this tenant' },
-      async handler({ params, body }) {
-        const result = await credentials.adminReset(params.tenantId, params.userId, body.mode);
+      async handler({ params, body, origin }) {
+        const result = await credentials.adminReset(params.tenantId, params.userId, body.mode, undefined, origin);
         return result.temporaryPassword ? { status: 200, body: { temporaryPassword: result.temporaryPassword } } : { status: 202, body: {} };
       },
     }),

@@ -55,8 +55,8 @@ export function webhookRoutes({ webhooks }: ApiServices): RouteDefinition[] {
     route({
       method: 'post', path: '/tenants/:tenantId/webhooks', tag: 'webhooks', summary: 'Create a webhook endpoint; the answer holds its signing secret, shown this once', permission: 'webhooks:write', tenantRule: 'tenant',
       params: tenantParams, body: createBody, responses: { 201: 'The endpoint with its secret', 409: 'The tenant has the most endpoints it may have', 422: 'Invalid fields' },
-      async handler({ params, body }) {
-        const { endpoint, secret } = await webhooks.create(params.tenantId, body);
+      async handler({ params, body, origin }) {
+        const { endpoint, secret } = await webhooks.create(params.tenantId, body, origin);
         return { status: 201, body: { ...presentEndpoint(endpoint), secret }, version: endpoint.version, location: location(params.tenantId, endpoint.id) };
       },
     }),
@@ -71,24 +71,24 @@ export function webhookRoutes({ webhooks }: ApiServices): RouteDefinition[] {
     route({
       method: 'patch', path: '/tenants/:tenantId/webhooks/:endpointId', tag: 'webhooks', summary: 'Change a webhook endpoint (If-Match required)', permission: 'webhooks:write', tenantRule: 'tenant',
       params: endpointParams, body: changeBody, requiresVersion: true, responses: { 200: 'The changed endpoint', 404: 'No such endpoint in this tenant', 412: 'Changed since', 422: 'Invalid fields', 428: 'If-Match missing' },
-      async handler({ params, body, ifMatch }) {
-        const endpoint = await webhooks.update(params.tenantId, params.endpointId, ifMatch!, body);
+      async handler({ params, body, ifMatch, origin }) {
+        const endpoint = await webhooks.update(params.tenantId, params.endpointId, ifMatch!, body, origin);
         return { body: presentEndpoint(endpoint), version: endpoint.version };
       },
     }),
     route({
       method: 'delete', path: '/tenants/:tenantId/webhooks/:endpointId', tag: 'webhooks', summary: 'Delete a webhook endpoint with its deliveries', permission: 'webhooks:write', tenantRule: 'tenant',
       params: endpointParams, responses: { 204: 'Deleted', 404: 'No such endpoint in this tenant' },
-      async handler({ params }) {
-        await webhooks.remove(params.tenantId, params.endpointId);
+      async handler({ params, origin }) {
+        await webhooks.remove(params.tenantId, params.endpointId, origin);
         return {};
       },
     }),
     route({
       method: 'post', path: '/tenants/:tenantId/webhooks/:endpointId/secret', tag: 'webhooks', summary: 'Replace the signing secret; the answer holds the new one, shown this once', permission: 'webhooks:write', tenantRule: 'tenant',
       params: endpointParams, responses: { 200: 'The endpoint with its new secret', 404: 'No such endpoint in this tenant' },
-      async handler({ params }) {
-        const { endpoint, secret } = await webhooks.rotateSecret(params.tenantId, params.endpointId);
+      async handler({ params, origin }) {
+        const { endpoint, secret } = await webhooks.rotateSecret(params.tenantId, params.endpointId, origin);
         return { body: { ...presentEndpoint(endpoint), secret }, version: endpoint.version };
       },
     }),
@@ -106,15 +106,15 @@ export function webhookRoutes({ webhooks }: ApiServices): RouteDefinition[] {
     route({
       method: 'post', path: '/tenants/:tenantId/webhooks/:endpointId/deliveries/replay', tag: 'webhooks', summary: 'Send every dead-lettered delivery of the endpoint again (up to 1000 per call)', permission: 'webhooks:write', tenantRule: 'tenant',
       params: endpointParams, responses: { 202: 'How many deliveries will be sent again', 404: 'No such endpoint in this tenant' },
-      async handler({ params }) {
-        return { status: 202, body: { replayed: await webhooks.replayDead(params.tenantId, params.endpointId) } };
+      async handler({ params, origin }) {
+        return { status: 202, body: { replayed: await webhooks.replayDead(params.tenantId, params.endpointId, origin) } };
       },
     }),
     route({
       method: 'post', path: '/tenants/:tenantId/webhooks/:endpointId/deliveries/:deliveryId/replay', tag: 'webhooks', summary: 'Send one delivery again, with a fresh attempt budget', permission: 'webhooks:write', tenantRule: 'tenant',
       params: deliveryParams, responses: { 202: 'It will be sent again', 404: 'No such endpoint, or no such delivery of it' },
-      async handler({ params }) {
-        await webhooks.replay(params.tenantId, params.endpointId, params.deliveryId);
+      async handler({ params, origin }) {
+        await webhooks.replay(params.tenantId, params.endpointId, params.deliveryId, origin);
         return { status: 202, body: { replayed: 1 } };
       },
     }),
