@@ -27,10 +27,11 @@ export function createSessionPolicyHooks(deps: { sessions: SessionService; users
       const session = ctx.oidc.session;
       const tenantId = await tenantOf(ctx, session?.accountId);
       if (!session || !tenantId) return false;
-      ttlPerRequest.set(ctx, await deps.sessions.ttlSeconds(tenantId, session.uid));
+      const limits = await deps.sessions.limits(tenantId, session.uid);
+      ttlPerRequest.set(ctx, limits.ttlSeconds);
       // A sign-in that just completed in this request is the answer to the prompt.
       if (ctx.oidc.result?.login) return false;
-      return (await deps.sessions.expiry(tenantId, session.uid)) !== undefined;
+      return limits.expiry !== undefined;
     },
 
     sessionTtl(ctx) {

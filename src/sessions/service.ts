@@ -150,6 +150,13 @@ export function createSessionService(deps: SessionServiceDependencies) {
     return written !== null && at.getTime() - Number(written) < seconds(TOUCH_INTERVAL_SECONDS);
   }
 
+  // The tenant's policy, and the session's row and passed limit when the policy has time limits.
+  async function limitState(tenantId: string, sid: string | undefined) {
+    const policy = await deps.policy(tenantId);
+    const row = sid && isUuid(tenantId) && hasTimeLimits(policy) ? await withTenant(db, tenantId, (trx) => sessionQueries.findOpenBySidAnyUser(trx, tenantId, sid)) : undefined;
+    return { policy, row, expiry: row ? expiryOf(toSession(row), policy, now()) : undefined };
+  }
+
   function notFound(id: string): NotFoundError {
     return new NotFoundError(`no active session ${String(id).slice(0, 64)} of this user`);
   }
@@ -250,32 +257,20 @@ export function createSessionService(deps: SessionServiceDependencies) {
       return rows.length;
     },
 
-    // Whether the provider session `sid` has passed its tenant's idle or absolute limit. A session
-    // without a row (record() is best effort) is judged by the provider's own expiry alone.
-    async expiry(tenantId: string, sid: string): Promise<SessionExpiry | undefined> {
-      if (!isUuid(tenantId) || !sid) return undefined;
-      const policy = await deps.policy(tenantId);
-      if (!hasTimeLimits(policy)) return undefined;
-      const row = await withTenant(db, tenantId, (trx) => sessionQueries.findOpenBySidAnyUser(trx, tenantId, sid));
-      return row ? expiryOf(toSession(row), policy, now()) : undefined;
+    // What the tenant's policy says of the provider session `sid` now: how long it may still live
+    // (ttl.Session) and which limit, if any, it has passed. A session without a row (record() is
+    // best effort) is judged by the provider's own expiry alone.
+    async limits(tenantId: string, sid: string | undefined): Promise<{ ttlSeconds: number; expiry?: SessionExpiry }> {
+      const { policy, row, expiry } = await limitState(tenantId, sid);
+      return { ttlSeconds: sessionTtlSeconds(policy, deps.maxSessionSeconds, row ? new Date(row.created_at) : undefined, now()), expiry };
     },
 
     // Ends the provider session `sid` (and its tokens) when it passed a limit; says whether it did.
     async endIfExpired(tenantId: string, sid: string): Promise<SessionExpiry | undefined> {
       if (!isUuid(tenantId) || !sid) return undefined;
-      const policy = await deps.policy(tenantId);
-      if (!hasTimeLimits(policy)) return undefined;
-      const row = await withTenant(db, tenantId, (trx) => sessionQueries.findOpenBySidAnyUser(trx, tenantId, sid));
-      const expiry = row ? expiryOf(toSession(row), policy, now()) : undefined;
+      const { row, expiry } = await limitState(tenantId, sid);
       if (row && expiry) await endRows(tenantId, [row]);
       return expiry;
-    },
-
-    // The provider session's lifetime from now for the tenant's policy (ttl.Session).
-    async ttlSeconds(tenantId: string, sid: string | undefined): Promise<number> {
-      const policy = await deps.policy(tenantId);
-      const row = sid && policy.absoluteLifetimeSeconds && isUuid(tenantId) ? await withTenant(db, tenantId, (trx) => sessionQueries.findOpenBySidAnyUser(trx, tenantId, sid)) : undefined;
-      return sessionTtlSeconds(policy, deps.maxSessionSeconds, row ? new Date(row.created_at) : undefined, now());
     },
 
     // Called when a sign-in is about to complete in the browser's provider session `priorSid`
