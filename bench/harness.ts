@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { Redis } from 'ioredis';
+import autocannon, { type Options as AutocannonOptions, type Result } from 'autocannon';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -398,4 +399,27 @@ export interface Measurement {
   p99: number;
   failures: number;
   statusCodes: Record<string, number>;
+}
+
+// One autocannon run against `target` (stopped on abort, bounded by a deadline).
+export async function fire(target: string, options: AutocannonOptions, seconds: number): Promise<Result> {
+  const instance = autocannon({ ...options, duration: seconds, timeout: 10 });
+  setRunning(instance);
+  try {
+    return await withDeadline(`autocannon against ${target}`, (seconds + 30) * 1000, Promise.resolve(instance));
+  } finally {
+    setRunning(undefined);
+  }
+}
+
+// A run's figures: successful responses per second over the measured window, latencies, failures.
+export function measurementOf(result: Result, background: number | undefined): Measurement {
+  return {
+    background,
+    rps: result['2xx'] / result.duration,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    failures: result.non2xx + result.errors + result.timeouts,
+    statusCodes: Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, { count }]) => [code, count])),
+  };
 }

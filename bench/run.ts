@@ -19,10 +19,9 @@
 //                       below BENCH_QUIET_BUSY percent of all CPUs (30; 20). The load seen is reported.
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import autocannon, { type Result } from 'autocannon';
 import {
   BenchError, FORM, basic, createOurStore, intSetting, limitRunTime, listSetting, log, machine, parseJsonOutput,
-  runBench, runCli, setRunning, sleep, startBare, startOurs, stopChild, storeSettings, waitForQuiet, withDeadline, type Child, type Measurement,
+  fire, measurementOf, runBench, runCli, sleep, startBare, startOurs, stopChild, storeSettings, waitForQuiet, type Child, type Measurement,
 } from './harness.ts';
 
 const API = 'https://api.bench.test';
@@ -192,39 +191,12 @@ async function prepareScenario(scenario: ScenarioName, target: Target, alg: stri
 }
 
 
-async function fire(target: Target, request: Request, seconds: number): Promise<Result> {
-  const instance = autocannon({
-    url: target.url + request.path,
-    method: request.method,
-    headers: request.headers,
-    body: request.body,
-    connections: settings.connections,
-    duration: seconds,
-    timeout: 10,
-  });
-  setRunning(instance);
-  try {
-    return await withDeadline(`autocannon against ${target.kind}`, (seconds + 30) * 1000, Promise.resolve(instance));
-  } finally {
-    setRunning(undefined);
-  }
-}
-
 async function measure(scenario: ScenarioName, target: Target, alg: string): Promise<Measurement> {
   const request = await prepareScenario(scenario, target, alg);
+  const options = { url: target.url + request.path, method: request.method, headers: request.headers, body: request.body, connections: settings.connections };
   const background = await waitForQuiet(settings.quietWait, settings.quietBusy);
-  if (settings.warmup > 0) await fire(target, request, settings.warmup);
-  const result = await fire(target, request, settings.duration);
-  const statusCodes = Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, { count }]) => [code, count]));
-  return {
-    background,
-    // Successful responses per second over the measured window.
-    rps: result['2xx'] / result.duration,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    failures: result.non2xx + result.errors + result.timeouts,
-    statusCodes,
-  };
+  if (settings.warmup > 0) await fire(target.kind, options, settings.warmup);
+  return measurementOf(await fire(target.kind, options, settings.duration), background);
 }
 
 // ---------------------------------------------------------------------------------------------

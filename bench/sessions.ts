@@ -22,10 +22,10 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { pino } from 'pino';
-import autocannon, { type RequestSpec, type Result } from 'autocannon';
+import type { RequestSpec } from 'autocannon';
 import {
   BenchError, FORM, basic, createOurStore, intSetting, limitRunTime, listSetting, log, machine, parseJsonOutput, runBench,
-  runCli, setRunning, sleep, startBare, startOurs, stopChild, storeSettings, waitForQuiet, withDeadline, type Measurement, type Started,
+  fire, measurementOf, runCli, sleep, startBare, startOurs, stopChild, storeSettings, waitForQuiet, type Measurement, type Started,
 } from './harness.ts';
 import { createAdapterFactory } from '../src/oidc/adapter.ts';
 import { closeDatabase, createDatabase } from '../src/store/database.ts';
@@ -80,28 +80,11 @@ async function post(target: Target, client: Client, params: Record<string, strin
   return JSON.parse(text);
 }
 
-async function fire(target: Target, request: RequestSpec, seconds: number): Promise<Result> {
-  const instance = autocannon({ url: target.url, connections: settings.connections, duration: seconds, timeout: 10, requests: [request] });
-  setRunning(instance);
-  try {
-    return await withDeadline(`autocannon against ${target.kind}`, (seconds + 30) * 1000, Promise.resolve(instance));
-  } finally {
-    setRunning(undefined);
-  }
-}
-
 async function measure(target: Target, request: () => RequestSpec): Promise<Measurement> {
+  const options = () => ({ url: target.url, connections: settings.connections, requests: [request()] });
   const background = await waitForQuiet(settings.quietWait, settings.quietBusy);
-  if (settings.warmup > 0) await fire(target, request(), settings.warmup);
-  const result = await fire(target, request(), settings.duration);
-  return {
-    background,
-    rps: result['2xx'] / result.duration,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    failures: result.non2xx + result.errors + result.timeouts,
-    statusCodes: Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, { count }]) => [code, count])),
-  };
+  if (settings.warmup > 0) await fire(target.kind, options(), settings.warmup);
+  return measurementOf(await fire(target.kind, options(), settings.duration), background);
 }
 
 async function clientCredentials(target: Target): Promise<Measurement> {

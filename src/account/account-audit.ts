@@ -3,10 +3,9 @@
 // person's own guessing budget running out (security.lockout).
 import type { Database } from '../store/database.ts';
 import { withTenant } from '../store/tenant-scope.ts';
-import type { AuditEvent, AuditPerson, AuditService } from '../audit/service.ts';
+import type { AuditPerson, AuditService } from '../audit/service.ts';
+import type { RequestContext } from '../audit/origin.ts';
 import type { OutboxService } from '../outbox/service.ts';
-
-export type RequestContext = AuditEvent['context'];
 
 // Which sign-out it was: one session, every other one, or all of them.
 export type SignOutScope = 'one' | 'others' | 'all';

@@ -7,12 +7,12 @@ import Router from '@koa/router';
 import { bodyParser } from '@koa/bodyparser';
 import type { Context } from 'koa';
 import type { User, UserProfileInput } from '../users/service.ts';
-import { ConflictError, DomainError, TooManyAttemptsError, ValidationError } from '../errors.ts';
-import { problem } from '../http/errors.ts';
+import { ConflictError, ValidationError } from '../errors.ts';
+import { jsonApiErrors, problem } from '../http/errors.ts';
 import type { AccountService } from './service.ts';
 import { sessionView } from '../sessions/view.ts';
 import type { AccountPrincipal } from './bearer.ts';
-import type { RequestContext } from './account-audit.ts';
+import { requestContext } from '../audit/origin.ts';
 
 export interface AccountApiDependencies {
   account: AccountService;
@@ -51,31 +51,12 @@ function body(ctx: Context): Record<string, unknown> {
   return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
 }
 
-function requestContext(ctx: Context): RequestContext {
-  return { ip: ctx.ip, userAgent: ctx.get('user-agent') || undefined };
-}
 
 export function accountApiRoutes(deps: AccountApiDependencies): Router {
   const { account } = deps;
   const router = new Router({ prefix: '/api/v1/me' });
 
-  router.use(async (ctx, next) => {
-    ctx.set('Cache-Control', 'no-store');
-    try {
-      await next();
-    } catch (error) {
-      if (error instanceof DomainError) {
-        if (error.status === 401) ctx.set('WWW-Authenticate', 'Bearer error="invalid_token"');
-        if (error instanceof TooManyAttemptsError) ctx.set('Retry-After', String(error.retryAfterSeconds));
-        return problem(ctx, error.status, error.type, error.message, error.fields ? { errors: error.fields } : {});
-      }
-      const status = (error as { status?: number }).status;
-      if (status && status >= 400 && status < 500) {
-        return problem(ctx, status, status === 413 ? 'too-large' : 'bad-request', status === 413 ? 'the request body is too large' : 'the request body is not valid JSON');
-      }
-      throw error;
-    }
-  });
+  router.use(jsonApiErrors());
   router.use(bodyParser({ enableTypes: ['json'], jsonLimit: '16kb', jsonStrict: true, encoding: 'utf-8', parsedMethods: ['POST', 'PUT', 'PATCH', 'DELETE'] }));
   router.use(async (ctx, next) => {
     ctx.state.me = await deps.resolvePrincipal(ctx);

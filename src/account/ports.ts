@@ -2,7 +2,7 @@
 // subset they call, so the account code depends on the contract, not on the implementation.
 import type { ValidationError } from '../errors.ts';
 import type { MfaAuditNote } from '../mfa/service.ts';
-import type { RequestContext } from '../credentials/service.ts';
+import type { RequestContext } from '../audit/origin.ts';
 
 export interface AccountMfa {
   status(tenantId: string, userId: string): Promise<{ totp: boolean; confirmedAt: Date | null; backupCodesRemaining: number }>;

@@ -18,7 +18,7 @@ import { accountSessions, type AccountSession } from './account-session.ts';
 import { authorizationUrl, endSessionUrl, newVerifier, redeemCode } from './login.ts';
 import type { HotStore } from '../store/hot-store.ts';
 import { PasswordPolicyError, translatePasswordProblems } from '../security/password-policy.ts';
-import type { RequestContext } from './account-audit.ts';
+import { requestContext } from '../audit/origin.ts';
 
 export interface AccountRouteDependencies {
   issuer: string;
@@ -48,9 +48,6 @@ function safeReturnPath(value: unknown): string {
   return typeof value === 'string' && /^\/account(\/(password|mfa|sessions|identities))?$/.test(value) ? value : '/account';
 }
 
-function requestContext(ctx: Context): RequestContext {
-  return { ip: ctx.ip, userAgent: ctx.get('user-agent') || undefined };
-}
 
 function epochSeconds(): number {
   return Math.floor(Date.now() / 1000);

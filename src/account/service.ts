@@ -6,7 +6,8 @@ import type { IdentityLinkService, LinkedIdentity } from './identities/service.t
 import type { TenantService } from '../tenants/service.ts';
 import type { HotStore } from '../store/hot-store.ts';
 import type { AccountCredentials, AccountMfa } from './ports.ts';
-import type { AccountAudit, RequestContext, SignOutReason, SignOutScope } from './account-audit.ts';
+import type { AccountAudit, SignOutReason, SignOutScope } from './account-audit.ts';
+import type { RequestContext } from '../audit/origin.ts';
 import { TooManyAttemptsError, ValidationError } from '../errors.ts';
 import { createAttemptLimiter, type AttemptLimiter } from '../security/attempt-limiter.ts';
 import { MAX_PASSWORD } from '../users/validation.ts';

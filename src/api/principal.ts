@@ -8,8 +8,8 @@ import type { RbacService, SubjectType } from '../rbac/service.ts';
 import type { ClientService } from '../clients/service.ts';
 import type { UserService } from '../users/service.ts';
 import type { TenantService } from '../tenants/service.ts';
-import { DomainError } from '../errors.ts';
-import type { KnownOrigin } from '../audit/origin.ts';
+import { UnauthorizedError } from '../errors.ts';
+import { requestContext, type KnownOrigin } from '../audit/origin.ts';
 
 export interface Principal {
   tenantId: string;
@@ -18,11 +18,6 @@ export interface Principal {
   subjectId: string;
   scopes: Set<string>;
   permissions: Set<string>;
-}
-
-export class UnauthorizedError extends DomainError {
-  override readonly status = 401;
-  override readonly type = 'unauthorized';
 }
 
 export interface PrincipalDependencies {
@@ -74,7 +69,7 @@ export function principalResolver(deps: PrincipalDependencies) {
 
 // Who the audit trail records as making a change through the admin API, and from where.
 export function changeOrigin(principal: Principal, ctx: Context): KnownOrigin {
-  return { actor: { type: principal.subjectType, id: principal.subjectId }, context: { ip: ctx.ip, userAgent: ctx.get('user-agent') || undefined } };
+  return { actor: { type: principal.subjectType, id: principal.subjectId }, context: requestContext(ctx) };
 }
 
 // Held by the subject now (RBAC) and granted to this token (its scope).

@@ -5,8 +5,8 @@ import Router from '@koa/router';
 import { bodyParser } from '@koa/bodyparser';
 import type { Context } from 'koa';
 import type { z } from 'zod';
-import { DomainError, ForbiddenError, ValidationError, fieldErrors } from '../errors.ts';
-import { problem } from '../http/errors.ts';
+import { ForbiddenError, ValidationError, fieldErrors } from '../errors.ts';
+import { jsonApiErrors, problem } from '../http/errors.ts';
 import { changeOrigin, holds, type Principal } from './principal.ts';
 import type { RouteDefinition } from './route-table.ts';
 
@@ -36,22 +36,7 @@ function depth(value: unknown, level = 0): number {
 export function apiRouter(options: ApiRouterOptions): Router {
   const router = new Router({ prefix: API_PREFIX });
 
-  router.use(async (ctx, next) => {
-    ctx.set('Cache-Control', 'no-store');
-    try {
-      await next();
-    } catch (error) {
-      if (error instanceof DomainError) {
-        if (error.status === 401) ctx.set('WWW-Authenticate', 'Bearer error="invalid_token"');
-        return problem(ctx, error.status, error.type, error.message, error.fields ? { errors: error.fields } : {});
-      }
-      const status = (error as { status?: number }).status;
-      if (status && status >= 400 && status < 500) {
-        return problem(ctx, status, status === 413 ? 'too-large' : 'bad-request', status === 413 ? 'the request body is too large' : 'the request body is not valid JSON');
-      }
-      throw error;
-    }
-  });
+  router.use(jsonApiErrors());
   router.use(bodyParser({ enableTypes: ['json'], jsonLimit: '64kb', jsonStrict: true, encoding: 'utf-8' }));
   options.publicRoutes?.(router);
 

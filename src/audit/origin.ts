@@ -5,6 +5,13 @@ import type { AuditEvent, AuditPerson } from './service.ts';
 
 export type ChangeOrigin = Pick<AuditEvent, 'actor' | 'context'>;
 
+// Where a request came from, as an audit entry keeps it (outside the hash, erasable).
+export type RequestContext = AuditEvent['context'];
+
+export function requestContext(ctx: { ip: string; get(header: string): string }): RequestContext {
+  return { ip: ctx.ip, userAgent: ctx.get('user-agent') || undefined };
+}
+
 // An origin whose actor is known (the admin API always knows its principal).
 export type KnownOrigin = ChangeOrigin & { actor: AuditPerson };
 

@@ -14,7 +14,8 @@ import { DEFAULT_TENANT_ID } from '../tenants/constants.ts';
 import { DomainError } from '../errors.ts';
 import { PasswordPolicyError, translatePasswordProblems, MAX_PASSWORD_LENGTH } from '../security/password-policy.ts';
 import { MAX_EMAIL } from '../users/validation.ts';
-import { forgotPasswordPath, RESET_TOKEN_TTL_SECONDS, type CredentialService, type RequestContext } from './service.ts';
+import { forgotPasswordPath, RESET_TOKEN_TTL_SECONDS, type CredentialService } from './service.ts';
+import { requestContext } from '../audit/origin.ts';
 
 export interface CredentialRouteDependencies {
   credentials: CredentialService;
@@ -37,7 +38,6 @@ export function credentialRoutes(deps: CredentialRouteDependencies): Router {
   for (const path of ['/password/forgot', '/password/reset', '/email/verify']) router.use(path, noStore, form, csrf);
 
   const t = (ctx: Context) => translator(requestLocale(ctx));
-  const requestContext = (ctx: Context): RequestContext => ({ ip: ctx.ip, userAgent: ctx.get('user-agent') || undefined });
 
   async function useTenant(ctx: Context, tenant: Tenant | undefined): Promise<void> {
     ctx.state.branding = brandingFor(tenant ?? (await tenants.get(DEFAULT_TENANT_ID)));

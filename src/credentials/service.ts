@@ -24,6 +24,7 @@ import { generateTemporaryPassword, PasswordPolicyError, MAX_PASSWORD_LENGTH } f
 import { MAX_EMAIL } from '../users/validation.ts';
 import type { AuditEvent, AuditPerson, AuditService } from '../audit/service.ts';
 import type { OutboxService } from '../outbox/service.ts';
+import type { RequestContext } from '../audit/origin.ts';
 import type { Knex } from 'knex';
 
 export const RESET_TOKEN_TTL_SECONDS = 30 * 60;
@@ -51,9 +52,6 @@ export interface CredentialServiceDependencies {
   // Ends every session, grant and token of the user (after a reset: the old password may be known).
   onAccessRevoked(userId: string, context?: { tenantId: string; reason: 'password_reset' }): Promise<void>;
 }
-
-// Where a request came from: the audit entry's context.
-export type RequestContext = AuditEvent['context'];
 
 // Who made an administrator's change, and from where.
 export interface AdminActor {

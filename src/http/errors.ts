@@ -1,6 +1,7 @@
 import type { Context, Middleware } from 'koa';
 import type { Logger } from 'pino';
 import type { Views } from './views.ts';
+import { DomainError, TooManyAttemptsError } from '../errors.ts';
 
 // RFC 9457 problem details for the JSON APIs.
 export function problem(ctx: Context, status: number, type: string, detail: string, extra: Record<string, unknown> = {}): void {
@@ -23,6 +24,29 @@ function titleFor(status: number): string {
     503: 'Service Unavailable',
   };
   return titles[status] ?? (status >= 500 ? 'Internal Server Error' : 'Error');
+}
+
+// The JSON APIs' errors as problem+json, never cached: domain errors with their status (and the
+// headers RFC 6750 and RFC 9110 ask for), a body the parser refused as 400/413; anything else
+// goes on to errorHandler.
+export function jsonApiErrors(): Middleware {
+  return async (ctx, next) => {
+    ctx.set('Cache-Control', 'no-store');
+    try {
+      await next();
+    } catch (error) {
+      if (error instanceof DomainError) {
+        if (error.status === 401) ctx.set('WWW-Authenticate', 'Bearer error="invalid_token"');
+        if (error instanceof TooManyAttemptsError) ctx.set('Retry-After', String(error.retryAfterSeconds));
+        return problem(ctx, error.status, error.type, error.message, error.fields ? { errors: error.fields } : {});
+      }
+      const status = (error as { status?: number }).status;
+      if (status && status >= 400 && status < 500) {
+        return problem(ctx, status, status === 413 ? 'too-large' : 'bad-request', status === 413 ? 'the request body is too large' : 'the request body is not valid JSON');
+      }
+      throw error;
+    }
+  };
 }
 
 // Errors thrown by our own routes. oidc-provider formats its own errors, per RFC 6749.

@@ -11,7 +11,7 @@ import { MAX_PASSWORD } from '../users/validation.ts';
 import type { AwaitedStep, LoginStateStore } from './state.ts';
 import type { InteractionDependencies, Step } from './step.ts';
 import type { NextStep } from './next-step.ts';
-import { requestContext } from './sign-in-audit.ts';
+import { requestContext } from '../audit/origin.ts';
 
 interface PendingStepsContext {
   deps: InteractionDependencies;

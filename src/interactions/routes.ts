@@ -21,7 +21,8 @@ import { registerSecondFactorRoutes } from './second-factor.ts';
 import { registerPendingSteps } from './pending-steps.ts';
 import { fieldMessages } from './field-messages.ts';
 import { countLogin } from '../ops/metrics.ts';
-import { createSignInAudit, requestContext } from './sign-in-audit.ts';
+import { createSignInAudit } from './sign-in-audit.ts';
+import { requestContext } from '../audit/origin.ts';
 
 export type { InteractionDependencies } from './step.ts';
 

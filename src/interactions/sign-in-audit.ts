@@ -3,13 +3,13 @@
 // and a second-factor lockout or rate-limit block. Nothing here tells whether an identifier
 // exists: a refused password is `invalid_credentials` whoever typed it, and it is recorded only
 // when the tenant was known before the password was checked.
-import type { Context } from 'koa';
 import type { Database } from '../store/database.ts';
 import { withTenant } from '../store/tenant-scope.ts';
-import type { AuditEvent, AuditPerson, AuditService } from '../audit/service.ts';
+import type { AuditPerson, AuditService } from '../audit/service.ts';
 import type { OutboxService } from '../outbox/service.ts';
 import type { MfaAuditNote } from '../mfa/service.ts';
 import type { User } from '../users/service.ts';
+import { requestContext } from '../audit/origin.ts';
 import type { Step } from './step.ts';
 
 export interface SignInAuditDependencies {
@@ -20,9 +20,6 @@ export interface SignInAuditDependencies {
 
 export type BlockKind = 'security.lockout' | 'security.rate_limited';
 
-export function requestContext(ctx: Context): AuditEvent['context'] {
-  return { ip: ctx.ip, userAgent: ctx.get('user-agent') || undefined };
-}
 
 function clientIdOf(step: Step): string | undefined {
   const clientId = step.interaction.params.client_id;

@@ -4,6 +4,7 @@
 import type Provider from 'oidc-provider';
 import type { AuditService } from '../audit/service.ts';
 import type { UserService } from '../users/service.ts';
+import { requestContext } from '../audit/origin.ts';
 import { userOfRequest } from './request-user.ts';
 
 export interface LogoutAuditDependencies {
@@ -30,7 +31,7 @@ export function installLogoutAudit(provider: Provider, deps: LogoutAuditDependen
         actor: person,
         target: clientId ? { ref: clientId } : undefined,
         details: { clientId, sessionEnded },
-        context: { ip: ctx.ip, userAgent: ctx.get('user-agent') || undefined },
+        context: requestContext(ctx),
       });
     })();
     // Settled by the middleware below; until then an early rejection must not crash the process.

@@ -16,6 +16,7 @@ import type { RbacService } from '../rbac/service.ts';
 import type { ApiResourceService } from './api-resources.ts';
 import { isUuid } from '../ids.ts';
 import type { AuditService } from '../audit/service.ts';
+import { requestContext } from '../audit/origin.ts';
 import { IMPERSONATION_PERMISSION } from '../tenants/system-roles.ts';
 
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
@@ -168,7 +169,7 @@ async function exchange(provider: Provider, deps: TokenExchangeDependencies, ctx
       actor: { type: 'user', id: act.sub },
       target: { type: 'user', id: subject.id },
       details: { clientId: client.clientId, audience: indicator, scope: token.scope, jti: token.jti, expiresIn: token.expiration },
-      context: { ip: ctx.ip, userAgent: ctx.get('user-agent') || undefined },
+      context: requestContext(ctx),
     });
     deps.log.info(
       { event: IMPERSONATION_EVENT, tenantId: subject.tenantId, actorId: act.sub, subjectId: subject.id, clientId: client.clientId, audience: indicator, scope: token.scope, jti: token.jti },
