@@ -18,6 +18,10 @@ import * as usersIdentifierIndex from './20261123_014_users_identifier_index.ts'
 import * as sessionPolicies from './20261123_015_session_policies.ts';
 import * as auditTrail from './20261123_016_audit_trail.ts';
 import * as outbox from './20261123_017_outbox.ts';
+import * as privacyPermissions from './20261123_018_privacy_permissions.ts';
+import * as apiKeys from './20261123_019_api_keys.ts';
+import * as ipRules from './20261123_021_ip_rules.ts';
+import * as accountLockouts from './20261123_022_account_lockouts.ts';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -42,6 +46,10 @@ const migrations: Record<string, Migration> = {
   '20261123_015_session_policies': sessionPolicies,
   '20261123_016_audit_trail': auditTrail,
   '20261123_017_outbox': outbox,
+  '20261123_018_privacy_permissions': privacyPermissions,
+  '20261123_019_api_keys': apiKeys,
+  '20261123_021_ip_rules': ipRules,
+  '20261123_022_account_lockouts': accountLockouts,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

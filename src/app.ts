@@ -4,6 +4,15 @@ import type { Runtime } from './runtime.ts';
 import { requestContext } from './http/request-context.ts';
 import { errorHandler, problem } from './http/errors.ts';
 import { securityHeaders } from './http/security-headers.ts';
+import { captchaCspSources } from './security/captcha/index.ts';
+import { clientAddress } from './http/client-ip.ts';
+import { clientAddressResolver } from './security/client-ip.ts';
+import { requestDeadline } from './http/deadline.ts';
+import { sameOriginForCookieRequests } from './http/origin-check.ts';
+import { markSuspiciousAddress } from './security/spraying.ts';
+import { clientCertificateSource } from './clients/client-certificate.ts';
+import { rateLimiting } from './http/rate-limit.ts';
+import { adminApiAddressCheck } from './http/ip-rules-guard.ts';
 import { opsRoutes } from './ops/routes.ts';
 import { requestMetrics } from './ops/request-metrics.ts';
 import { interactionRoutes } from './interactions/routes.ts';
@@ -13,6 +22,7 @@ import { accountRouters } from './account/index.ts';
 import { credentialRoutes } from './credentials/routes.ts';
 import { outboxPageEnabled, outboxRoutes } from './mail/routes.ts';
 import { revocationStreamRoutes } from './events/routes.ts';
+import { apiKeyVerificationRoutes } from './apikeys/routes.ts';
 
 export function buildApp(runtime: Runtime): Koa {
   const { config, log, views, providerHost } = runtime;
@@ -20,17 +30,32 @@ export function buildApp(runtime: Runtime): Koa {
   app.silent = true;
   app.on('error', (error) => log.error({ err: error }, 'unhandled koa error'));
 
+  // First: every later use of ctx.ip sees the client address (X-Forwarded-For from trusted proxies only).
+  app.use(clientAddress(clientAddressResolver(config.trustedProxies)));
   app.use(requestContext(log));
   app.use(requestMetrics());
-  app.use(securityHeaders());
+  // Pages may load the configured CAPTCHA's script and frame (the proof-of-work script is same-origin).
+  app.use(securityHeaders({ extraSources: captchaCspSources(config.signInProtection) }));
   app.use(errorHandler(views, log));
+  app.use(requestDeadline({ seconds: config.requestTimeoutSeconds, log }));
+  app.use(sameOriginForCookieRequests({ issuer: config.issuer, prefix: '/api/' }));
+  app.use(rateLimiting({
+    limits: runtime.rateLimits,
+    views,
+    clientTenant: async (clientId) => (await runtime.clients.get(clientId))?.tenantId ?? undefined,
+    // Rate-limited at sign-in: a CAPTCHA for as long as a sprayer would be asked for one.
+    onSignInLimited: (ip) => markSuspiciousAddress(runtime.hot, ip, config.signInProtection.spraying.blockSeconds),
+  }));
 
   const ops = opsRoutes(runtime.db, runtime.hot, { registry: runtime.metrics, token: config.metricsToken });
   app.use(ops.routes());
   // Resource servers learn of revocations at once (SSE, authenticated by a client credential).
   app.use(revocationStreamRoutes({ revocations: runtime.revocations, clients: runtime.clients, rbac: runtime.rbac, tenants: runtime.tenants, adminApi: runtime.adminApi, log }).routes());
+  // Resource servers verify API keys presented to them (authenticated by a client credential).
+  app.use(apiKeyVerificationRoutes({ verifier: runtime.apiKeyVerifier, clients: runtime.clients, tenants: runtime.tenants, ipRules: runtime.ipRules }).routes());
   const interactions = interactionRoutes({
     providerHost,
+    ipRules: runtime.ipRules,
     users: runtime.users,
     clients: runtime.clients,
     tenants: runtime.tenants,
@@ -42,6 +67,7 @@ export function buildApp(runtime: Runtime): Koa {
     csrfKey: runtime.secrets.cookieKeys[0],
     interactionTtlSeconds: config.ttl.interaction,
     sessions: runtime.sessions,
+    signInProtection: runtime.signInProtection,
     db: runtime.db,
     audit: runtime.audit,
     outbox: runtime.outbox,
@@ -59,12 +85,19 @@ export function buildApp(runtime: Runtime): Koa {
   app.use(account.pages.allowedMethods());
   app.use(account.api.routes());
   app.use(account.api.allowedMethods());
-  const services = { tenants: runtime.tenants, rbac: runtime.rbac, clients: runtime.clients, apis: runtime.apis, users: runtime.users, mfa: runtime.mfa, credentials: runtime.credentials, sessions: runtime.sessions, webhooks: runtime.webhooks, audit: runtime.audit, adminApi: runtime.adminApi };
+  const services = { tenants: runtime.tenants, rbac: runtime.rbac, clients: runtime.clients, apis: runtime.apis, users: runtime.users, mfa: runtime.mfa, credentials: runtime.credentials, sessions: runtime.sessions, webhooks: runtime.webhooks, audit: runtime.audit, privacy: runtime.privacy, compliance: runtime.compliance, ipRules: runtime.ipRules, apiKeys: runtime.apiKeys, lockouts: runtime.signInProtection.bruteForce, adminApi: runtime.adminApi };
   const admin = adminApi({
     routes: adminRoutes(services),
     issuer: config.issuer,
     adminApi: runtime.adminApi,
-    resolvePrincipal: principalResolver({ issuer: config.issuer, providerHost, ...services }),
+    checkAddress: adminApiAddressCheck(runtime.ipRules),
+    resolvePrincipal: principalResolver({
+      issuer: config.issuer,
+      providerHost,
+      ...services,
+      apiKeys: runtime.apiKeyVerifier,
+      clientCertificate: clientCertificateSource({ trustedProxies: config.trustedProxies, certificateHeader: config.mtls.certificateHeader }),
+    }),
   });
   app.use(admin.routes());
   app.use(providerHost.middleware);

@@ -1,6 +1,7 @@
 // The one place that reads the environment. Everything else receives a typed Config.
 import path from 'node:path';
 import { z } from 'zod';
+import { isCidr } from './security/cidr.ts';
 
 const signingAlgs = ['RS256', 'ES256', 'EdDSA'] as const;
 export type SigningAlg = (typeof signingAlgs)[number];
@@ -13,6 +14,17 @@ const wholeNumber = (min: number, max: number, message: string) =>
     .regex(/^[0-9]+$/, message)
     .transform(Number)
     .refine((value) => value >= min && value <= max, message);
+
+// A rate limit: "<requests>/<seconds>" (600/60: 600 requests a minute), or "off".
+const rateLimit = z
+  .string()
+  .trim()
+  .regex(/^(off|[1-9][0-9]{0,8}\/[1-9][0-9]{0,7})$/, 'must be <requests>/<seconds>, such as 600/60, or off')
+  .transform((value): RateLimitSetting | undefined => {
+    if (value === 'off') return undefined;
+    const [points, durationSeconds] = value.split('/').map(Number);
+    return { points, durationSeconds };
+  });
 
 const positiveSeconds = wholeNumber(1, Number.MAX_SAFE_INTEGER, 'must be a positive whole number of seconds');
 
@@ -36,7 +48,7 @@ const schema = z.object({
   }),
   PORT: wholeNumber(0, 65535, 'must be a port number from 0 to 65535'),
   HOST: z.string().min(1),
-  TRUSTED_PROXIES: z.string(),
+  TRUSTED_PROXIES: z.string().refine((value) => splitList(value).every(isCidr), { message: 'must be a comma-separated list of IP addresses or CIDR ranges' }),
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
   DATABASE_POOL_MAX: wholeNumber(1, 200, 'must be a whole number from 1 to 200'),
   DATA_DIR: z.string().min(1),
@@ -82,6 +94,40 @@ const schema = z.object({
   WEBHOOK_MAX_ATTEMPTS: wholeNumber(1, 50, 'must be a whole number from 1 to 50'),
   WEBHOOK_TIMEOUT: wholeNumber(1, 60, 'must be a whole number of seconds from 1 to 60'),
   METRICS_TOKEN: z.string().trim().min(32, 'must be at least 32 characters (a random bearer token)').optional(),
+  CAPTCHA_PROVIDER: z.enum(['pow', 'turnstile', 'hcaptcha', 'recaptcha']),
+  CAPTCHA_SITE_KEY: z.string().trim().min(1).max(200).optional(),
+  CAPTCHA_SECRET: z.string().trim().min(1).max(500).optional(),
+  CAPTCHA_VERIFY_URL: z.string().refine((value) => isUrl(value, ['https:', 'http:']), { message: 'must be an absolute http(s) URL' }).optional(),
+  CAPTCHA_AFTER_FAILURES: wholeNumber(0, 1000, 'must be a whole number from 0 to 1000'),
+  CAPTCHA_AFTER_IP_FAILURES: wholeNumber(0, 100_000, 'must be a whole number from 0 to 100000'),
+  CAPTCHA_POW_DIFFICULTY: wholeNumber(1, 32, 'must be a whole number of bits from 1 to 32'),
+  SPRAYING_MAX_IDENTIFIERS: wholeNumber(0, 100_000, 'must be a whole number from 0 to 100000'),
+  SPRAYING_WINDOW: positiveSeconds,
+  SPRAYING_BLOCK: positiveSeconds,
+  LOGIN_IDENTIFIER_LIMIT: wholeNumber(1, 100_000, 'must be a whole number from 1 to 100000'),
+  RESET_IDENTIFIER_LIMIT: wholeNumber(1, 100_000, 'must be a whole number from 1 to 100000'),
+  IDENTIFIER_LIMIT_WINDOW: positiveSeconds,
+  RATE_LIMIT_LOGIN_PER_IP: rateLimit,
+  RATE_LIMIT_OTP_PER_IP: rateLimit,
+  RATE_LIMIT_REGISTRATION_PER_IP: rateLimit,
+  RATE_LIMIT_PASSWORD_RESET_PER_IP: rateLimit,
+  RATE_LIMIT_TOKEN_PER_IP: rateLimit,
+  RATE_LIMIT_TOKEN_PER_CLIENT: rateLimit,
+  RATE_LIMIT_INTROSPECTION_PER_IP: rateLimit,
+  RATE_LIMIT_REVOCATION_PER_IP: rateLimit,
+  REQUEST_TIMEOUT: wholeNumber(1, 600, 'must be a whole number of seconds from 1 to 600'),
+  API_KEY_ENVIRONMENT: z.string().regex(/^[a-z0-9]{1,16}$/, 'must be 1 to 16 lowercase letters or digits, such as live or test'),
+  API_KEY_RATE_LIMIT: wholeNumber(1, 1_000_000, 'must be a whole number of requests from 1 to 1000000'),
+  API_KEY_RATE_WINDOW: wholeNumber(1, 86400, 'must be a whole number of seconds from 1 to 86400'),
+  API_KEY_USAGE_FLUSH_INTERVAL: wholeNumber(1, 86400, 'must be a whole number of seconds from 1 to 86400'),
+  API_KEY_CACHE_TTL: wholeNumber(1, 300, 'must be a whole number of seconds from 1 to 300'),
+  TLS_CERT_FILE: z.string().min(1).optional(),
+  TLS_KEY_FILE: z.string().min(1).optional(),
+  MTLS_CLIENT_CA_FILE: z.string().min(1).optional(),
+  MTLS_CERTIFICATE_HEADER: z.string().regex(/^[A-Za-z0-9-]{1,100}$/, 'must be an HTTP header name').optional(),
+  MTLS_ENDPOINT_ALIASES_URL: z.string().refine((value) => isUrl(value, ['https:']) && !value.endsWith('/') && !/[?#]/.test(value), {
+    message: 'must be an absolute https URL without a trailing slash, query or fragment',
+  }).optional(),
 });
 
 // Defaults are production-safe; the embedded default relaxes only what it announces at start-up.
@@ -117,7 +163,60 @@ const defaults: Record<string, string> = {
   EVENTS_RETENTION: String(7 * 24 * 3600),
   WEBHOOK_MAX_ATTEMPTS: '8',
   WEBHOOK_TIMEOUT: '10',
+  CAPTCHA_PROVIDER: 'pow',
+  CAPTCHA_AFTER_FAILURES: '3',
+  CAPTCHA_AFTER_IP_FAILURES: '20',
+  CAPTCHA_POW_DIFFICULTY: '18',
+  SPRAYING_MAX_IDENTIFIERS: '10',
+  SPRAYING_WINDOW: '600',
+  SPRAYING_BLOCK: '900',
+  LOGIN_IDENTIFIER_LIMIT: '30',
+  RESET_IDENTIFIER_LIMIT: '5',
+  IDENTIFIER_LIMIT_WINDOW: '900',
+  // Per client address (or client) and window; docs/security.md explains each.
+  RATE_LIMIT_LOGIN_PER_IP: '300/60',
+  RATE_LIMIT_OTP_PER_IP: '30/300',
+  RATE_LIMIT_REGISTRATION_PER_IP: '20/3600',
+  RATE_LIMIT_PASSWORD_RESET_PER_IP: '20/900',
+  RATE_LIMIT_TOKEN_PER_IP: '1200/60',
+  RATE_LIMIT_TOKEN_PER_CLIENT: '1200/60',
+  RATE_LIMIT_INTROSPECTION_PER_IP: '6000/60',
+  RATE_LIMIT_REVOCATION_PER_IP: '600/60',
+  REQUEST_TIMEOUT: '30',
+  API_KEY_ENVIRONMENT: 'live',
+  API_KEY_RATE_LIMIT: '1000',
+  API_KEY_RATE_WINDOW: '60',
+  API_KEY_USAGE_FLUSH_INTERVAL: '60',
+  API_KEY_CACHE_TTL: '30',
 };
+
+export interface RateLimitSetting {
+  points: number;
+  durationSeconds: number;
+}
+
+// undefined: that limit is off.
+export interface RateLimitSettings {
+  loginPerIp?: RateLimitSetting;
+  otpPerIp?: RateLimitSetting;
+  registrationPerIp?: RateLimitSetting;
+  passwordResetPerIp?: RateLimitSetting;
+  tokenPerIp?: RateLimitSetting;
+  tokenPerClient?: RateLimitSetting;
+  introspectionPerIp?: RateLimitSetting;
+  revocationPerIp?: RateLimitSetting;
+}
+
+export interface SignInProtectionConfig {
+  // The challenge shown once a sign-in looks suspicious: pow (built in, no third party) or a
+  // hosted widget checked through the provider's siteverify (verifyUrl overrides its address).
+  captcha: { provider: 'pow' | 'turnstile' | 'hcaptcha' | 'recaptcha'; siteKey?: string; secret?: string; verifyUrl?: string; afterFailures: number; afterIpFailures: number; powDifficulty: number };
+  // One address failing for more than maxIdentifiers distinct identifiers within windowSeconds is
+  // kept from signing in for blockSeconds (0 identifiers: off).
+  spraying: { maxIdentifiers: number; windowSeconds: number; blockSeconds: number };
+  // Attempts per identifier per windowSeconds, whoever makes them: sign-ins and reset requests.
+  identifierLimits: { login: number; reset: number; windowSeconds: number };
+}
 
 export interface Config {
   issuer: string;
@@ -158,6 +257,22 @@ export interface Config {
   events: { streamMaxLength: number; retentionSeconds: number; webhookMaxAttempts: number; webhookTimeoutSeconds: number };
   // GET /metrics answers only a bearer of this token; unset, /metrics does not exist (docs/operations.md).
   metricsToken?: string;
+  // Sign-in abuse protection (docs/login-experience.md, "Brute-force, lockout and CAPTCHA").
+  signInProtection: SignInProtectionConfig;
+  // Requests per client address / client and window on the abuse-prone endpoints (docs/security.md).
+  rateLimits: RateLimitSettings;
+  // A request still unanswered after this long gets 503 (docs/security.md).
+  requestTimeoutSeconds: number;
+  // API keys (docs/api-keys.md): the environment named in every key, the default per-key rate
+  // limit (requests per window), how often usage moves from the hot store to PostgreSQL, and how
+  // long an instance keeps a verified key in memory (changes reach every instance at once anyway).
+  apiKeys: { environment: string; rateLimit: number; rateWindowSeconds: number; usageFlushIntervalSeconds: number; cacheSeconds: number };
+  // Served over HTTPS itself (PEM files); client certificates are asked for, never required.
+  tls?: { certFile: string; keyFile: string };
+  // Mutual TLS (RFC 8705, docs/machine-to-machine.md): the CAs trusted to issue tls_client_auth
+  // certificates; the header a trusted proxy forwards the client certificate in; the origin of the
+  // mTLS endpoint aliases published in discovery.
+  mtls: { clientCaFile?: string; certificateHeader?: string; endpointAliasesUrl?: string };
   // True when PostgreSQL or Redis is replaced by the embedded stores.
   embedded: { database: boolean; hotStore: boolean };
 }
@@ -177,6 +292,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration: ${variable} ${issue.message}`);
   }
   const c = parsed.data;
+  if (c.CAPTCHA_PROVIDER !== 'pow' && (!c.CAPTCHA_SITE_KEY || !c.CAPTCHA_SECRET)) {
+    throw new ConfigError(`invalid configuration: CAPTCHA_SITE_KEY and CAPTCHA_SECRET are required with CAPTCHA_PROVIDER=${c.CAPTCHA_PROVIDER}`);
+  }
+  if (Boolean(c.TLS_CERT_FILE) !== Boolean(c.TLS_KEY_FILE)) {
+    throw new ConfigError(`invalid configuration: ${c.TLS_CERT_FILE ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE'} must be set with ${c.TLS_CERT_FILE ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE'}`);
+  }
   return {
     issuer: c.ISSUER,
     port: c.PORT,
@@ -206,6 +327,33 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     events: { streamMaxLength: c.EVENTS_STREAM_MAX_LENGTH, retentionSeconds: c.EVENTS_RETENTION, webhookMaxAttempts: c.WEBHOOK_MAX_ATTEMPTS, webhookTimeoutSeconds: c.WEBHOOK_TIMEOUT },
     embedded: { database: !c.DATABASE_URL, hotStore: !c.REDIS_URL },
     metricsToken: c.METRICS_TOKEN,
+    signInProtection: {
+      captcha: {
+        provider: c.CAPTCHA_PROVIDER,
+        siteKey: c.CAPTCHA_SITE_KEY,
+        secret: c.CAPTCHA_SECRET,
+        verifyUrl: c.CAPTCHA_VERIFY_URL,
+        afterFailures: c.CAPTCHA_AFTER_FAILURES,
+        afterIpFailures: c.CAPTCHA_AFTER_IP_FAILURES,
+        powDifficulty: c.CAPTCHA_POW_DIFFICULTY,
+      },
+      spraying: { maxIdentifiers: c.SPRAYING_MAX_IDENTIFIERS, windowSeconds: c.SPRAYING_WINDOW, blockSeconds: c.SPRAYING_BLOCK },
+      identifierLimits: { login: c.LOGIN_IDENTIFIER_LIMIT, reset: c.RESET_IDENTIFIER_LIMIT, windowSeconds: c.IDENTIFIER_LIMIT_WINDOW },
+    },
+    rateLimits: {
+      loginPerIp: c.RATE_LIMIT_LOGIN_PER_IP,
+      otpPerIp: c.RATE_LIMIT_OTP_PER_IP,
+      registrationPerIp: c.RATE_LIMIT_REGISTRATION_PER_IP,
+      passwordResetPerIp: c.RATE_LIMIT_PASSWORD_RESET_PER_IP,
+      tokenPerIp: c.RATE_LIMIT_TOKEN_PER_IP,
+      tokenPerClient: c.RATE_LIMIT_TOKEN_PER_CLIENT,
+      introspectionPerIp: c.RATE_LIMIT_INTROSPECTION_PER_IP,
+      revocationPerIp: c.RATE_LIMIT_REVOCATION_PER_IP,
+    },
+    requestTimeoutSeconds: c.REQUEST_TIMEOUT,
+    apiKeys: { environment: c.API_KEY_ENVIRONMENT, rateLimit: c.API_KEY_RATE_LIMIT, rateWindowSeconds: c.API_KEY_RATE_WINDOW, usageFlushIntervalSeconds: c.API_KEY_USAGE_FLUSH_INTERVAL, cacheSeconds: c.API_KEY_CACHE_TTL },
+    tls: c.TLS_CERT_FILE && c.TLS_KEY_FILE ? { certFile: c.TLS_CERT_FILE, keyFile: c.TLS_KEY_FILE } : undefined,
+    mtls: { clientCaFile: c.MTLS_CLIENT_CA_FILE, certificateHeader: c.MTLS_CERTIFICATE_HEADER?.toLowerCase(), endpointAliasesUrl: c.MTLS_ENDPOINT_ALIASES_URL },
   };
 }
 

@@ -21,6 +21,8 @@ const usage = `usage: idp <command>
   clients create --name N [--redirect-uri U]... [--post-logout-redirect-uri U]...
                  [--grant-type G]... [--auth-method M] [--scope S] [--first-party]
                  [--backchannel-logout-uri U] [--client-id ID] [--jwks-uri U | --jwks-file F]
+                 [--tenant SLUG] [--certificate-bound]
+                 [--tls-subject-dn DN | --tls-san-dns D | --tls-san-ip IP | --tls-san-email E | --tls-san-uri U]
   clients list | clients delete <client_id>
   apis create --identifier URI --name N --scope S... [--ttl SECONDS] [--alg RS256|ES256|EdDSA]
   apis list | apis delete <identifier>
@@ -57,6 +59,12 @@ const flagOptions = {
   role: { type: 'string', multiple: true },
   user: { type: 'string' },
   client: { type: 'string' },
+  'certificate-bound': { type: 'boolean' },
+  'tls-subject-dn': { type: 'string' },
+  'tls-san-dns': { type: 'string' },
+  'tls-san-ip': { type: 'string' },
+  'tls-san-email': { type: 'string' },
+  'tls-san-uri': { type: 'string' },
 } as const;
 
 // Wrong syntax: the message is followed by the usage text.
@@ -120,10 +128,27 @@ async function clientsCommand(config: Config, action: string | undefined, args: 
       }
       const clientId = flags['client-id'] as string | undefined;
       const jwks = flags['jwks-file'] ? readJwksFile(flags['jwks-file'] as string) : undefined;
-      return withRuntime(config, async ({ clients }) => {
+      const tlsClientAuth = {
+        subjectDn: flags['tls-subject-dn'] as string | undefined,
+        sanDns: flags['tls-san-dns'] as string | undefined,
+        sanIp: flags['tls-san-ip'] as string | undefined,
+        sanEmail: flags['tls-san-email'] as string | undefined,
+        sanUri: flags['tls-san-uri'] as string | undefined,
+      };
+      const subjects = Object.values(tlsClientAuth).filter(Boolean).length;
+      if (authMethod === 'tls_client_auth' && subjects !== 1) {
+        throw new CommandError('tls_client_auth needs exactly one of --tls-subject-dn, --tls-san-dns, --tls-san-ip, --tls-san-email, --tls-san-uri');
+      }
+      if (authMethod !== 'tls_client_auth' && subjects) throw new CommandError('--tls-subject-dn and --tls-san-* go with --auth-method tls_client_auth');
+      return withRuntime(config, async ({ clients, tenants }) => {
         if (clientId && (await clients.get(clientId))) throw new CommandError(`a client with client_id ${clientId} exists`);
+        // A machine client acts for a tenant, so roles of that tenant can be assigned to it.
+        const tenantId = flags.tenant === undefined ? undefined : await tenantIdFor(tenants, flags.tenant);
         const { client, clientSecret } = await clients.create({
           clientId,
+          tenantId,
+          tlsClientAuth,
+          certificateBoundAccessTokens: flags['certificate-bound'] ? true : undefined,
           name,
           redirectUris: flags['redirect-uri'] as string[] | undefined,
           postLogoutRedirectUris: flags['post-logout-redirect-uri'] as string[] | undefined,

@@ -37,6 +37,16 @@ import type { WebhookService } from './webhooks/service.ts';
 import type { Registry } from 'prom-client';
 import { createInstanceMetrics, sampleOutboxLagOnScrape } from './ops/metrics.ts';
 import { createAuditService, type AuditService } from './audit/service.ts';
+import { createPrivacyService, type PrivacyService } from './privacy/service.ts';
+import { createComplianceService, type ComplianceService } from './compliance/service.ts';
+import { createIpRuleService, type IpRuleService } from './security/ip-rules.ts';
+import { createRateLimits, type RateLimits } from './security/rate-limits.ts';
+import { createSignInProtection, type SignInProtection } from './security/brute-force-guard.ts';
+import { createApiKeyService, type ApiKeyService } from './apikeys/service.ts';
+import { createVerifier, type ApiKeyVerifier } from './apikeys/verifier.ts';
+import { createUsageTracker, type UsageTracker } from './apikeys/usage.ts';
+import { startUsageFlush } from './apikeys/flush-job.ts';
+import { enableApiKeyExchange } from './oidc/token-exchange.ts';
 
 export interface Runtime {
   config: Config;
@@ -69,8 +79,21 @@ export interface Runtime {
   eventWorker: EventWorker;
   // The tamper-evident audit trail: every domain records its events through it.
   audit: AuditService;
+  // GDPR export and erasure of a person (src/privacy), compliance reports (src/compliance).
+  privacy: PrivacyService;
+  compliance: ComplianceService;
+  // Per-tenant allow / deny CIDR lists for sign-in, admin API and API keys (docs/security.md).
+  ipRules: IpRuleService;
+  // Per-address and per-client request limits on the abuse-prone endpoints (docs/security.md).
+  rateLimits: RateLimits;
   // What GET /metrics serves (src/ops/metrics.ts).
   metrics: Registry;
+  // Password sign-in protection: lockouts, spraying detection, CAPTCHA, per-identifier limits.
+  signInProtection: SignInProtection;
+  // API keys (docs/api-keys.md): administration, verification on use, usage in the hot store.
+  apiKeys: ApiKeyService;
+  apiKeyVerifier: ApiKeyVerifier;
+  apiKeyUsage: UsageTracker;
   close(): Promise<void>;
 }
 
@@ -92,6 +115,8 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
     await migrateToLatest(db);
     const views = createViews();
     const audit = createAuditService({ db });
+    const ipRules = createIpRuleService({ db, hot, audit });
+    const rateLimits = createRateLimits({ hot, settings: config.rateLimits, audit, log });
     // The pipeline needs the user service, the services need its outbox: they meet once both exist.
     let pipeline: EventPipeline | undefined;
     const outbox: Pick<OutboxService, 'enqueue'> = { enqueue: (trx, event) => pipeline!.outbox.enqueue(trx, event) };
@@ -101,6 +126,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
     const adminApi = `${config.issuer}/api`;
     const tenants = createTenantService(db, rbac, () => adminApi, hot, audit);
     let providerHost: ProviderHost | undefined;
+    let apiKeyVerifier: ApiKeyVerifier | undefined;
     const users = createUserService({
       db,
       passwords,
@@ -110,8 +136,11 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
         return tenant.status === 'active' && tenant.selfRegistration;
       },
       rolesFilter: usersHoldingRole,
-      // A suspended or deleted user's sessions, grants and tokens end at once.
-      onAccessRevoked: (userId, context) => providerHost!.revokeAccount(userId, context?.reason, { tenantId: context?.tenantId }),
+      // A suspended or deleted user's sessions, grants and tokens end at once (and their API keys stop).
+      onAccessRevoked: async (userId, context) => {
+        await providerHost!.revokeAccount(userId, context?.reason, { tenantId: context?.tenantId });
+        if (context?.tenantId) await apiKeyVerifier?.changed(context.tenantId);
+      },
       forgetRoles: (trx, userId) => rbacQueries.forgetSubject(trx, 'user', userId),
       passwordPolicy: async (tenantId) => (await tenants.get(tenantId)).policies.password,
       audit,
@@ -120,6 +149,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
     const events = createEventPipeline({ config, db, hot, log, keyEncryptionKey: secrets.keyEncryptionKey, users, audit, now: options.now });
     pipeline = events;
     const mailer = createMailer(config, log);
+    const signInProtection = createSignInProtection(config.signInProtection, { db, hot, tenants, users, audit, outbox, log, captchaKey: secrets.cookieKeys[0] });
     const credentials = createCredentialService({
       db,
       users,
@@ -132,6 +162,8 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       // The pipeline is built below; enqueue is only called while serving requests.
       outbox: { enqueue: (trx, event) => events.outbox.enqueue(trx, event) },
       onAccessRevoked: (userId, context) => providerHost!.revokeAccount(userId, context?.reason, { tenantId: context?.tenantId }),
+      lockouts: signInProtection.bruteForce,
+      identifierLimit: { points: config.signInProtection.identifierLimits.reset, windowSeconds: config.signInProtection.identifierLimits.windowSeconds },
     });
     const maxSignedTokenLifetimeSeconds = Math.max(config.ttl.idToken, config.ttl.accessToken, config.ttl.clientCredentials) + 60;
     const keys = createKeyService({ db, hot, keyEncryptionKey: secrets.keyEncryptionKey, maxSignedTokenLifetimeSeconds, audit });
@@ -158,17 +190,38 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
     const sessionPolicy = createSessionPolicyHooks({ sessions, users });
     const identities = createIdentityLinkService({ db });
     providerHost = new ProviderHost({ config, cookieKeys: secrets.cookieKeys, db, hot, log, clients, users, apis, rbac, loginTenant, keys, views, sessionActivity: sessions, sessionPolicy, revocationBus: revocations, audit });
+    const privacy = createPrivacyService({ users, rbac, mfa, sessions, identities, grantsOf: (userId) => providerHost!.grantsOf(userId), db, apiKeysOf: (tenantId, userId) => apiKeys.list(tenantId, { limit: 200, ownerType: 'user', ownerId: userId }), audit, outbox: events.outbox });
+    const compliance = createComplianceService({ audit, users, rbac, mfa });
     await keys.ensureKeys();
     // The admin API is an API resource of this provider; the platform tenant's system roles use it.
     await apis.ensure({ identifier: adminApi, name: 'Admin API', scopes: ADMIN_API_PERMISSIONS });
     // Granted through RBAC to the machine clients of resource servers that read the revocation stream.
     await apis.ensure({ identifier: adminApi, name: 'Admin API', scopes: [REVOCATIONS_READ] });
     await tenants.ensurePlatformRoles(DEFAULT_TENANT_ID);
+    const now = options.now ?? (() => new Date());
+    const apiKeyUsage = createUsageTracker({ db, hot, now, log, lockSeconds: Math.min(300, Math.max(1, Math.floor(config.apiKeys.usageFlushIntervalSeconds / 2))) });
+    apiKeyVerifier = createVerifier({
+      db,
+      hot,
+      rbac,
+      users,
+      clients,
+      tenants,
+      usage: apiKeyUsage,
+      environment: config.apiKeys.environment,
+      cacheSeconds: config.apiKeys.cacheSeconds,
+      rateLimit: { points: config.apiKeys.rateLimit, windowSeconds: config.apiKeys.rateWindowSeconds },
+      now,
+      log,
+    });
+    const apiKeys = createApiKeyService({ db, rbac, users, clients, audit, outbox: events.outbox, verifier: apiKeyVerifier, environment: config.apiKeys.environment, defaultRateLimit: config.apiKeys.rateLimit, now });
+    enableApiKeyExchange(clients, apiKeyVerifier);
+    const stopUsageFlush = options.serve ? startUsageFlush(apiKeyUsage, log, config.apiKeys.usageFlushIntervalSeconds) : () => {};
     const stopSessionPurge = options.serve ? startSessionPurge(sessions, log, config.purgeIntervalSeconds) : () => {};
     const stopLagProbe = options.serve ? sampleOutboxLagOnScrape(() => events.outbox.lagSeconds()) : () => {};
     if (options.serve) {
       announceMailTransport(config, log);
-      await Promise.all([clients.start(), apis.start(), tenants.start()]);
+      await Promise.all([clients.start(), apis.start(), tenants.start(), ipRules.start()]);
       await ensureAccountConsoleClient(clients, config.issuer);
       await providerHost.start();
       events.worker.start();
@@ -199,9 +252,20 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       webhooks: events.webhooks,
       eventWorker: events.worker,
       audit,
+      privacy,
+      compliance,
+      ipRules,
+      rateLimits,
       metrics: createInstanceMetrics(db, hot),
+      signInProtection,
+      apiKeys,
+      apiKeyVerifier,
+      apiKeyUsage,
       async close() {
         stopSessionPurge();
+        stopUsageFlush();
+        // Counts of the last second reach the hot store before it closes.
+        await apiKeyUsage.stop().catch((error) => log.warn({ err: error }, 'publishing API key usage failed'));
         stopLagProbe();
         // Events committed before the shutdown get a moment to reach the stream and their webhooks.
         await events.worker.stop({ flushMs: 5000 });
@@ -209,6 +273,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
         // Mail still on its way gets a moment to leave.
         await Promise.race([mailer.idle(), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
         mailer.close();
+        await signInProtection.bruteForce.idle();
         await hot.close();
         await closeDatabase(db);
       },

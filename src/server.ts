@@ -1,5 +1,7 @@
 // Starts an HTTP server on a runtime and the periodic jobs that keep storage bounded.
 import http from 'node:http';
+import https from 'node:https';
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Runtime } from './runtime.ts';
 import { buildApp } from './app.ts';
@@ -18,9 +20,15 @@ export const REQUEST_GRACE_MS = 10_000;
 export async function startServer(runtime: Runtime, options: { port?: number; host?: string } = {}): Promise<RunningServer> {
   const { config, log } = runtime;
   const app = buildApp(runtime);
-  const server = http.createServer(app.callback());
-  server.headersTimeout = 20_000;
-  server.requestTimeout = 30_000;
+  // Over TLS the client is asked for a certificate but never required to have one, nor one from a
+  // known CA: mutual TLS client authentication decides what a certificate is worth (RFC 8705).
+  const server: http.Server = config.tls
+    ? https.createServer({ cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile), requestCert: true, rejectUnauthorized: false }, app.callback())
+    : http.createServer(app.callback());
+  // A client gets REQUEST_TIMEOUT to send its whole request (headers within at most 20 s: slow
+  // headers are the cheapest way to hold a connection); the app answers 503 if it takes as long.
+  server.requestTimeout = config.requestTimeoutSeconds * 1000;
+  server.headersTimeout = Math.min(20_000, server.requestTimeout);
   server.keepAliveTimeout = 65_000;
   let closing = false;
   // A body refused half-read (oidc-provider and the form parser stop at their size limits) would
@@ -54,7 +62,7 @@ export async function startServer(runtime: Runtime, options: { port?: number; ho
   for (const job of jobs) job.unref();
 
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${config.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     server,
     async close() {
       for (const job of jobs) clearInterval(job);

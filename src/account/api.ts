@@ -16,6 +16,8 @@ import { requestContext } from '../audit/origin.ts';
 
 export interface AccountApiDependencies {
   account: AccountService;
+  // The person's own GDPR export (src/privacy), recorded as user.export done by the person.
+  exportData(tenantId: string, userId: string, context: ReturnType<typeof requestContext>): Promise<unknown>;
   resolvePrincipal(ctx: Context): Promise<AccountPrincipal>;
 }
 
@@ -146,6 +148,14 @@ export function accountApiRoutes(deps: AccountApiDependencies): Router {
   router.delete('/sessions/:id', async (ctx) => {
     await account.endSession(me(ctx).tenantId, me(ctx).userId, ctx.params.id, requestContext(ctx));
     ctx.status = 204;
+  });
+
+  // Everything held about the signed-in person, as one JSON document (GDPR art. 15 / 20).
+  router.get('/export', async (ctx) => {
+    const document = await deps.exportData(me(ctx).tenantId, me(ctx).userId, requestContext(ctx));
+    ctx.set('Cache-Control', 'no-store');
+    ctx.set('Content-Disposition', 'attachment; filename="my-data.json"');
+    ctx.body = document;
   });
 
   router.get('/identities', async (ctx) => {

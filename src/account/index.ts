@@ -17,7 +17,7 @@ export function accountRouters(runtime: Runtime): { pages: Router; api: Router }
     identities: runtime.identities,
     mfa: runtime.mfa,
     credentials: runtime.credentials,
-    records: createAccountAudit({ db: runtime.db, audit: runtime.audit, outbox: runtime.outbox }),
+    records: createAccountAudit({ audit: runtime.audit }),
     hot: runtime.hot,
     issuerLabel: new URL(config.issuer).host,
     revokeUserAccess: (tenantId, userId, keepSessionUid) => providerHost.revokeAccount(userId, 'password_changed', { tenantId, keepSessionUid }),
@@ -26,6 +26,7 @@ export function accountRouters(runtime: Runtime): { pages: Router; api: Router }
     pages: accountRoutes({ issuer: config.issuer, account, providerHost, users, tenants, hot: runtime.hot, views: runtime.views, csrfKey: runtime.secrets.cookieKeys[0] }),
     api: accountApiRoutes({
       account,
+      exportData: (tenantId, userId, context) => runtime.privacy.exportUser(tenantId, userId, { actor: { type: 'user', id: userId }, context }),
       resolvePrincipal: accountBearerResolver({ issuer: config.issuer, adminApi: runtime.adminApi, providerHost, users, clients }),
     }),
   };

@@ -1,7 +1,7 @@
 // Account self-service: what a signed-in person may see and change about themselves. The pages
 // (routes.ts) and the JSON API (api.ts) both call this, so the rules live in one place.
 import type { UserService, User, UserProfileInput } from '../users/service.ts';
-import type { SessionService, DeviceSession } from '../sessions/service.ts';
+import type { SessionService, DeviceSession, SessionRevocation } from '../sessions/service.ts';
 import type { IdentityLinkService, LinkedIdentity } from './identities/service.ts';
 import type { TenantService } from '../tenants/service.ts';
 import type { HotStore } from '../store/hot-store.ts';
@@ -62,13 +62,9 @@ export function createAccountService(deps: AccountServiceDependencies) {
     return limited(passwordAttempts, tenantId, userId, 'current passwords', () => users.verifyPassword(tenantId, userId, password), (valid) => valid, context);
   }
 
-  // The sessions service ends sessions in its own transactions and reports only how many, so the
-  // ones a sign-out ends are listed first and recorded after.
-  async function signedOut(tenantId: string, userId: string, scope: SignOutScope, keep: { sessionId?: string; sid?: string }, end: () => Promise<number>, context?: RequestContext, reason: SignOutReason = 'signed_out'): Promise<number> {
-    const ending = (await sessions.listActive(tenantId, userId)).filter((session) => session.id !== keep.sessionId && session.sid !== keep.sid);
-    const ended = await end();
-    await deps.records.sessionsRevoked(tenantId, userId, ending.map((session) => session.id), scope, reason, context);
-    return ended;
+  // The person's own sign-out, recorded by the sessions service with the rows' end.
+  function signOut(userId: string, scope: SignOutScope, reason: SignOutReason, context?: RequestContext): SessionRevocation {
+    return { origin: { actor: { type: 'user', id: userId }, context }, reason, details: { scope, reason, via: 'account' } };
   }
 
   async function keeping(tenantId: string, userId: string, currentSid?: string): Promise<{ sessionId?: string; sid?: string }> {
@@ -79,7 +75,7 @@ export function createAccountService(deps: AccountServiceDependencies) {
   // Signs out every other session; the one with provider session uid `currentSid` stays.
   async function endOtherSessions(tenantId: string, userId: string, currentSid?: string, context?: RequestContext): Promise<number> {
     const keep = await keeping(tenantId, userId, currentSid);
-    return signedOut(tenantId, userId, 'others', keep, () => sessions.endAllExcept(tenantId, userId, keep), context);
+    return sessions.endAllExcept(tenantId, userId, keep, signOut(userId, 'others', 'signed_out', context));
   }
 
   return {
@@ -115,11 +111,9 @@ export function createAccountService(deps: AccountServiceDependencies) {
         }
       }, () => true, options.context);
       const keep = await keeping(tenantId, userId, options.currentSid);
-      const endOthers = async () => {
-        await deps.revokeUserAccess?.(tenantId, userId, options.currentSid);
-        return sessions.endAllExcept(tenantId, userId, keep);
-      };
-      await signedOut(tenantId, userId, 'others', keep, endOthers, options.context, 'password_changed');
+      // The sessions first, so each is recorded as ended by this change; then everything else.
+      await sessions.endAllExcept(tenantId, userId, keep, signOut(userId, 'others', 'password_changed', options.context));
+      await deps.revokeUserAccess?.(tenantId, userId, options.currentSid);
     },
 
     // Re-authentication by password for the API (the pages re-authenticate through a new sign-in).
@@ -166,13 +160,12 @@ export function createAccountService(deps: AccountServiceDependencies) {
     },
 
     async endSession(tenantId: string, userId: string, sessionId: string, context?: RequestContext): Promise<void> {
-      await sessions.end(tenantId, userId, sessionId);
-      await deps.records.sessionsRevoked(tenantId, userId, [sessionId], 'one', 'signed_out', context);
+      await sessions.end(tenantId, userId, sessionId, signOut(userId, 'one', 'signed_out', context));
     },
 
     // Signs out everywhere, the session acting included.
     endAllSessions(tenantId: string, userId: string, currentSid?: string, context?: RequestContext): Promise<number> {
-      return signedOut(tenantId, userId, 'all', {}, () => sessions.endAll(tenantId, userId, { sid: currentSid }), context);
+      return sessions.endAll(tenantId, userId, { sid: currentSid }, signOut(userId, 'all', 'signed_out', context));
     },
 
     endOtherSessions,

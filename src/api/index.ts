@@ -14,17 +14,22 @@ import { mfaRoutes } from './routes/mfa.ts';
 import { sessionRoutes } from './routes/sessions.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
 import { auditRoutes } from './routes/audit.ts';
+import { privacyRoutes } from './routes/privacy.ts';
+import { reportRoutes } from './routes/reports.ts';
+import { apiKeyRoutes } from './routes/api-keys.ts';
+import { ipRuleRoutes } from './routes/ip-rules.ts';
 import type { Principal } from './principal.ts';
 
 export function adminRoutes(services: ApiServices, extra: RouteDefinition[] = []): RouteDefinition[] {
-  return [...tenantRoutes(services), ...userRoutes(services), ...mfaRoutes(services), ...sessionRoutes(services), ...webhookRoutes(services), ...roleRoutes(services), ...clientRoutes(services), ...apiResourceRoutes(services), ...auditRoutes(services), ...extra];
+  return [...tenantRoutes(services), ...userRoutes(services), ...mfaRoutes(services), ...sessionRoutes(services), ...webhookRoutes(services), ...roleRoutes(services), ...clientRoutes(services), ...apiResourceRoutes(services), ...auditRoutes(services), ...privacyRoutes(services), ...reportRoutes(services), ...ipRuleRoutes(services), ...apiKeyRoutes(services), ...extra];
 }
 
-export function adminApi(options: { routes: RouteDefinition[]; issuer: string; adminApi: string; resolvePrincipal(ctx: Context): Promise<Principal> }): Router {
+export function adminApi(options: { routes: RouteDefinition[]; issuer: string; adminApi: string; resolvePrincipal(ctx: Context): Promise<Principal>; checkAddress?(ctx: Context, principal: Principal): Promise<void> }): Router {
   const document = openApiDocument(options.routes, options.issuer, options.adminApi);
   return apiRouter({
     routes: options.routes,
     resolvePrincipal: options.resolvePrincipal,
+    checkAddress: options.checkAddress,
     publicRoutes: (router) => {
       router.get('/openapi.json', (ctx) => {
         ctx.body = document;

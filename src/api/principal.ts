@@ -1,6 +1,8 @@
 // Who calls the admin API: a user or a machine client of one tenant, proven by an access token
 // this provider issued for the admin API. Permissions are re-read from RBAC on every call (cached
 // in the hot store), so a removed permission stops working at once, not when the token expires.
+// Or an API key (Authorization: Bearer idp_... or X-API-Key), resolved to its owner: the key's
+// admin API permissions that the owner still holds (src/apikeys/verifier.ts).
 import type { Context } from 'koa';
 import { jwtVerify } from 'jose';
 import type { ProviderHost } from '../oidc/provider-host.ts';
@@ -8,8 +10,13 @@ import type { RbacService, SubjectType } from '../rbac/service.ts';
 import type { ClientService } from '../clients/service.ts';
 import type { UserService } from '../users/service.ts';
 import type { TenantService } from '../tenants/service.ts';
-import { UnauthorizedError } from '../errors.ts';
+import { TooManyAttemptsError, UnauthorizedError, ValidationError } from '../errors.ts';
+import { looksLikeApiKey } from '../apikeys/format.ts';
+import type { ApiKeyVerifier } from '../apikeys/verifier.ts';
+import type { KeyPermission } from '../apikeys/queries.ts';
 import { requestContext, type KnownOrigin } from '../audit/origin.ts';
+import { certificateThumbprintMatches } from '../security/certificate-binding.ts';
+import type { ClientCertificateSource } from '../clients/client-certificate.ts';
 
 export interface Principal {
   tenantId: string;
@@ -18,6 +25,8 @@ export interface Principal {
   subjectId: string;
   scopes: Set<string>;
   permissions: Set<string>;
+  // Set when the caller authenticated with an API key: its id and what it grants now on every API.
+  apiKey?: { id: string; permissions: KeyPermission[] };
 }
 
 export interface PrincipalDependencies {
@@ -28,11 +37,34 @@ export interface PrincipalDependencies {
   clients: ClientService;
   users: UserService;
   tenants: TenantService;
+  apiKeys?: Pick<ApiKeyVerifier, 'verify'>;
+  // The client certificate of the request (TLS, or a trusted proxy's header): certificate-bound
+  // tokens (RFC 8705) are accepted only with the certificate they are bound to.
+  clientCertificate?: ClientCertificateSource;
 }
 
 export function principalResolver(deps: PrincipalDependencies) {
+  async function apiKeyPrincipal(value: string, ctx: Context): Promise<Principal> {
+    const result = await deps.apiKeys!.verify(value, ctx.ip);
+    if (!result.ok) {
+      if (result.reason === 'rate_limited') throw new TooManyAttemptsError('this API key made too many requests; retry later', result.retryAfterSeconds);
+      throw new UnauthorizedError('the API key is invalid, expired, revoked, not allowed from this address, or its owner is no longer active');
+    }
+    const { key } = result;
+    const tenant = await deps.tenants.get(key.tenantId);
+    const permissions = new Set(key.permissions.filter((p) => p.api === deps.adminApi).map((p) => p.permission));
+    return { tenantId: key.tenantId, platform: tenant.platform, subjectType: key.owner.type, subjectId: key.owner.id, scopes: permissions, permissions, apiKey: { id: key.id, permissions: key.permissions } };
+  }
+
   return async function resolve(ctx: Context): Promise<Principal> {
     const header = ctx.get('authorization');
+    const apiKeyHeader = ctx.get('x-api-key');
+    if (deps.apiKeys && apiKeyHeader) {
+      if (header) throw new ValidationError('send one credential: Authorization or X-API-Key, not both');
+      return apiKeyPrincipal(apiKeyHeader.trim(), ctx);
+    }
+    const bearer = /^Bearer (\S+)$/.exec(header)?.[1];
+    if (deps.apiKeys && bearer && looksLikeApiKey(bearer)) return apiKeyPrincipal(bearer, ctx);
     const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(header);
     if (!match) throw new UnauthorizedError('send an access token for the admin API: Authorization: Bearer <token>');
     let payload;
@@ -47,6 +79,9 @@ export function principalResolver(deps: PrincipalDependencies) {
     }
     // Revoked before it expired (its session ended, its user suspended, its grant revoked).
     if (await deps.providerHost.revocation.isDenied(payload.jti)) throw new UnauthorizedError('the access token has been revoked');
+    if (!certificateThumbprintMatches(payload as { cnf?: unknown }, deps.clientCertificate?.(ctx.req))) {
+      throw new UnauthorizedError('the access token is bound to a client certificate this request did not present');
+    }
     const clientId = String(payload.client_id ?? '');
     const isClientToken = payload.sub === clientId;
     const subjectType: SubjectType = isClientToken ? 'client' : 'user';

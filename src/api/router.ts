@@ -7,15 +7,17 @@ import type { Context } from 'koa';
 import type { z } from 'zod';
 import { ForbiddenError, ValidationError, fieldErrors } from '../errors.ts';
 import { jsonApiErrors, problem } from '../http/errors.ts';
+import { jsonDepthLimit } from '../http/json-limits.ts';
 import { changeOrigin, holds, type Principal } from './principal.ts';
 import type { RouteDefinition } from './route-table.ts';
 
 export const API_PREFIX = '/api/v1';
-const MAX_JSON_DEPTH = 20;
 
 export interface ApiRouterOptions {
   routes: RouteDefinition[];
   resolvePrincipal(ctx: Context): Promise<Principal>;
+  // Refuses a principal whose tenant's IP rules do not admit the request's address (throws).
+  checkAddress?(ctx: Context, principal: Principal): Promise<void>;
   publicRoutes?: (router: Router) => void;
 }
 
@@ -26,18 +28,12 @@ function parse<T>(schema: z.ZodType<T> | undefined, value: unknown, where: strin
   throw new ValidationError(`invalid ${where}`, fieldErrors(where, parsed.error.issues));
 }
 
-function depth(value: unknown, level = 0): number {
-  if (level > MAX_JSON_DEPTH || value === null || typeof value !== 'object') return level;
-  let deepest = level;
-  for (const child of Object.values(value)) deepest = Math.max(deepest, depth(child, level + 1));
-  return deepest;
-}
-
 export function apiRouter(options: ApiRouterOptions): Router {
   const router = new Router({ prefix: API_PREFIX });
 
   router.use(jsonApiErrors());
   router.use(bodyParser({ enableTypes: ['json'], jsonLimit: '64kb', jsonStrict: true, encoding: 'utf-8' }));
+  router.use(jsonDepthLimit());
   options.publicRoutes?.(router);
 
   for (const definition of options.routes) {
@@ -46,6 +42,7 @@ export function apiRouter(options: ApiRouterOptions): Router {
         return problem(ctx, 415, 'unsupported-media-type', 'send the body as application/json');
       }
       const principal = await options.resolvePrincipal(ctx);
+      await options.checkAddress?.(ctx, principal);
       if (!holds(principal, definition.permission)) throw new ForbiddenError(`this needs the permission ${definition.permission}`);
       const tenantId = ctx.params.tenantId;
       if (definition.tenantRule === 'platform' && !principal.platform) throw new ForbiddenError('only platform administrators may do this');
@@ -53,7 +50,6 @@ export function apiRouter(options: ApiRouterOptions): Router {
         throw new ForbiddenError('you may act only on your own tenant');
       }
       const body = (ctx.request as { body?: unknown }).body;
-      if (depth(body) > MAX_JSON_DEPTH) throw new ValidationError(`the JSON body is nested deeper than ${MAX_JSON_DEPTH} levels`);
       const ifMatch = ifMatchVersion(ctx);
       if (definition.requiresVersion && ifMatch === undefined) {
         return problem(ctx, 428, 'version-required', 'send If-Match with the ETag of the version you read, so concurrent edits are not overwritten');

@@ -8,6 +8,11 @@ import type { CredentialService } from '../credentials/service.ts';
 import type { SessionService } from '../sessions/service.ts';
 import type { WebhookService } from '../webhooks/service.ts';
 import type { AuditService } from '../audit/service.ts';
+import type { PrivacyService } from '../privacy/service.ts';
+import type { ComplianceService } from '../compliance/service.ts';
+import type { IpRuleService } from '../security/ip-rules.ts';
+import type { BruteForceProtection } from '../security/brute-force.ts';
+import type { ApiKeyService } from '../apikeys/service.ts';
 
 // What the admin API's handlers may call: services, never tables.
 export interface ApiServices {
@@ -21,5 +26,11 @@ export interface ApiServices {
   sessions: SessionService;
   webhooks: WebhookService;
   audit: AuditService;
+  privacy: PrivacyService;
+  compliance: ComplianceService;
+  ipRules: IpRuleService;
+  apiKeys: ApiKeyService;
+  // Sign-in lockouts (an administrator lifts them).
+  lockouts: Pick<BruteForceProtection, 'unlock'>;
   adminApi: string;
 }

@@ -4,6 +4,9 @@
 import { canonicalJson } from './chain.ts';
 
 const SECRET_KEY = /password|secret|token|key|code|otp|credential/i;
+// Names that say what a field measures or refers to, not what it holds: accessTokenTtl,
+// token_endpoint_auth_method, passwordPolicy, apiKeyId, clientSecretExpiresAt are not secrets.
+const DESCRIBES_NOT_HOLDS = /(?:[a-z0-9](?:Ttl|Seconds|Minutes|Hours|Days|Method|Methods|Policy|At|Count|Length|Format|Type|Types|Enabled|Required|Id|Ids)|_(?:ttl|seconds|minutes|hours|days|method|methods|policy|at|count|length|format|type|types|enabled|required|id|ids))$/;
 const PERSONAL_KEY = /e-?mail|phone|mobile/i;
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 const PHONE = /^\+[0-9][0-9 ().-]{5,22}[0-9]$/;
@@ -23,7 +26,7 @@ function maskValue(value: unknown, depth: number): unknown {
 
 function maskField(key: string, value: unknown, depth: number): unknown {
   if (value === undefined || value === null) return value;
-  if (SECRET_KEY.test(key)) return MASKED;
+  if (SECRET_KEY.test(key) && !DESCRIBES_NOT_HOLDS.test(key)) return MASKED;
   if (PERSONAL_KEY.test(key)) return PERSONAL;
   return maskValue(value, depth);
 }

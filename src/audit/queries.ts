@@ -42,6 +42,17 @@ export interface EntryFilter {
   outcome?: 'success' | 'failure';
   from?: Date;
   to?: Date;
+  // Any of these types (exact) or type prefixes; combined with the other filters.
+  anyType?: { exact: string[]; prefixes: string[] };
+  // Leaves out entries whose actor is also their target (a person acting on themselves).
+  notSelf?: boolean;
+}
+
+export interface DailyCountRow {
+  day: string;
+  type: string;
+  outcome: string;
+  count: string | number;
 }
 
 const ENTRY_COLUMNS = ['tenant_id', 'seq', 'id', 'occurred_at', 'type', 'outcome', 'actor_id', 'target_id', 'target_ref', 'details', 'prev_hash', 'hash'];
@@ -104,7 +115,37 @@ export const auditQueries = {
     if (filter.outcome) query.where('e.outcome', filter.outcome);
     if (filter.from) query.where('e.occurred_at', '>=', filter.from);
     if (filter.to) query.where('e.occurred_at', '<', filter.to);
+    if (filter.anyType) {
+      const { exact, prefixes } = filter.anyType;
+      query.where((any) => {
+        if (exact.length) any.orWhereIn('e.type', exact);
+        for (const prefix of prefixes) any.orWhereRaw("e.type LIKE ? ESCAPE '\\'", [`${likeEscape(prefix)}%`]);
+        if (!exact.length && !prefixes.length) any.whereRaw('false');
+      });
+    }
+    if (filter.notSelf) query.whereRaw('e.actor_id IS DISTINCT FROM e.target_id');
     return query;
+  },
+
+  // How many entries of each (type, outcome) per UTC day in [from, to), for reports.
+  dailyCounts(trx: TenantTransaction, tenantId: string, kinds: Array<{ type: string; outcome: 'success' | 'failure' }>, from: Date, to: Date): Promise<DailyCountRow[]> {
+    return trx('audit_entries')
+      .where('tenant_id', tenantId)
+      .where('occurred_at', '>=', from)
+      .where('occurred_at', '<', to)
+      .where((any) => {
+        for (const kind of kinds) any.orWhere((one) => one.where('type', kind.type).andWhere('outcome', kind.outcome));
+      })
+      .groupByRaw("1, type, outcome")
+      .orderByRaw('1')
+      .select(trx.raw(`to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day`), 'type', 'outcome', trx.raw('count(*) AS count'));
+  },
+
+  // The display data (e-mail, name) of a person the trail knows and has not erased.
+  async personDisplay(trx: TenantTransaction, tenantId: string, subjectType: SubjectType, subjectId: string): Promise<Record<string, string> | undefined> {
+    const row = await trx('audit_people').where({ tenant_id: tenantId, subject_type: subjectType, subject_id: subjectId }).first('display');
+    if (!row) return undefined;
+    return (typeof row.display === 'string' ? JSON.parse(row.display) : row.display) ?? {};
   },
 
   // Blanks a person: their pseudonym stays, their identity and display data go.

@@ -43,6 +43,18 @@ export interface ListFilter {
   outcome?: Outcome;
   from?: Date;
   to?: Date;
+  // Any of these types: each exact, or a prefix when it ends with "." or "*".
+  anyType?: string[];
+  // Leaves out what a person did to themselves (actor and target the same person).
+  notSelf?: boolean;
+}
+
+// Entries of one type and outcome on one UTC day (YYYY-MM-DD).
+export interface DailyCount {
+  day: string;
+  type: string;
+  outcome: Outcome;
+  count: number;
 }
 
 export interface ListedPerson {
@@ -78,7 +90,12 @@ export interface AuditService {
   list(tenantId: string, filter: ListFilter, before: number | undefined, limit: number): Promise<AuditPage>;
   // Every matching entry, newest first, fetched page by page (for exports).
   all(tenantId: string, filter: ListFilter): AsyncGenerator<AuditEntry>;
-  erase(tenantId: string, subjectType: SubjectType, subjectId: string): Promise<{ people: number; contexts: number }>;
+  // With the caller's transaction, the erasure commits or rolls back with the caller's change.
+  erase(tenantId: string, subjectType: SubjectType, subjectId: string, trx?: Knex.Transaction): Promise<{ people: number; contexts: number }>;
+  // What the trail shows of a person it knows (not erased): their e-mail and name, if recorded.
+  knownPerson(tenantId: string, subjectType: SubjectType, subjectId: string): Promise<{ email?: string; name?: string } | undefined>;
+  // Counts per UTC day in [from, to) of the given (type, outcome) pairs, for reports.
+  dailyCounts(tenantId: string, kinds: Array<{ type: string; outcome: Outcome }>, from: Date, to: Date): Promise<DailyCount[]>;
   verify(tenantId?: string): Promise<VerifyReport>;
 }
 
@@ -115,12 +132,18 @@ function present(row: ListedRow): AuditEntry {
   };
 }
 
+function typeSet(types: string[]): { exact: string[]; prefixes: string[] } {
+  const prefixes = types.filter((type) => type.endsWith('.') || type.endsWith('*')).map((type) => (type.endsWith('*') ? type.slice(0, -1) : type));
+  return { exact: types.filter((type) => !type.endsWith('.') && !type.endsWith('*')), prefixes };
+}
+
 function entryFilter(filter: ListFilter): EntryFilter {
-  const { type, ...rest } = filter;
-  if (!type) return rest;
-  if (type.endsWith('*')) return { ...rest, typePrefix: type.slice(0, -1) };
-  if (type.endsWith('.')) return { ...rest, typePrefix: type };
-  return { ...rest, type };
+  const { type, anyType, ...rest } = filter;
+  const base: EntryFilter = anyType ? { ...rest, anyType: typeSet(anyType) } : rest;
+  if (!type) return base;
+  if (type.endsWith('*')) return { ...base, typePrefix: type.slice(0, -1) };
+  if (type.endsWith('.')) return { ...base, typePrefix: type };
+  return { ...base, type };
 }
 
 function checkEvent(event: AuditEvent): void {
@@ -197,11 +220,23 @@ export function createAuditService(deps: { db: Database; now?: () => Date }): Au
       } while (before !== undefined);
     },
 
-    async erase(tenantId, subjectType, subjectId) {
-      return withTenant(db, tenantId, async (trx) => {
+    async erase(tenantId, subjectType, subjectId, outer) {
+      return withTenant(outer ?? db, tenantId, async (trx) => {
         const ids = await auditQueries.erasePerson(trx, tenantId, subjectType, subjectId, now());
         return { people: ids.length, contexts: await auditQueries.eraseContexts(trx, tenantId, ids) };
       });
+    },
+
+    async knownPerson(tenantId, subjectType, subjectId) {
+      if (!isUuid(tenantId) || typeof subjectId !== 'string' || !subjectId) return undefined;
+      const shown = await withTenant(db, tenantId, (trx) => auditQueries.personDisplay(trx, tenantId, subjectType, subjectId));
+      return shown && { email: shown.email, name: shown.name };
+    },
+
+    async dailyCounts(tenantId, kinds, from, to) {
+      if (!kinds.length) return [];
+      const rows = await withTenant(db, tenantId, (trx) => auditQueries.dailyCounts(trx, tenantId, kinds, from, to));
+      return rows.map((row) => ({ day: row.day, type: row.type, outcome: row.outcome as Outcome, count: Number(row.count) }));
     },
 
     verify(tenantId) {

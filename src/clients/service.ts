@@ -13,8 +13,27 @@ import { originOf, type ChangeOrigin } from '../audit/origin.ts';
 import { changeDetails } from '../audit/mask.ts';
 import { DEFAULT_TENANT_ID } from '../tenants/constants.ts';
 
-export const CLIENT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
+export const CLIENT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none', 'tls_client_auth', 'self_signed_tls_client_auth'] as const;
 export type ClientAuthMethod = (typeof CLIENT_AUTH_METHODS)[number];
+// Mutual TLS (RFC 8705): offered only where the provider sees client certificates (src/clients/mtls.ts).
+export const MTLS_AUTH_METHODS = ['tls_client_auth', 'self_signed_tls_client_auth'] as const;
+
+// The certificate subject a tls_client_auth client registers: exactly one of these.
+export interface TlsClientAuthSubject {
+  subjectDn?: string;
+  sanDns?: string;
+  sanIp?: string;
+  sanEmail?: string;
+  sanUri?: string;
+}
+
+const SUBJECT_FIELDS = {
+  subjectDn: 'tls_client_auth_subject_dn',
+  sanDns: 'tls_client_auth_san_dns',
+  sanIp: 'tls_client_auth_san_ip',
+  sanEmail: 'tls_client_auth_san_email',
+  sanUri: 'tls_client_auth_san_uri',
+} as const satisfies Record<keyof TlsClientAuthSubject, string>;
 
 export interface NewClient {
   clientId?: string;
@@ -30,6 +49,9 @@ export interface NewClient {
   backchannelLogoutUri?: string;
   jwksUri?: string;
   jwks?: { keys: unknown[] };
+  tlsClientAuth?: TlsClientAuthSubject;
+  // Access tokens bound to the client certificate (RFC 8705 §3); default: on for the mTLS methods.
+  certificateBoundAccessTokens?: boolean;
 }
 
 export interface ClientRecord {
@@ -53,6 +75,19 @@ function assertPublicKeys(jwks: { keys: unknown[] }): void {
       throw new ClientValidationError(`client keys must be public keys: remove the private members ${leaked.join(', ')} and register the public key only`);
     }
   }
+}
+
+function applyMutualTls(metadata: Record<string, unknown>, authMethod: ClientAuthMethod, input: NewClient): void {
+  const subject = Object.entries(input.tlsClientAuth ?? {}).filter(([, value]) => value !== undefined && value !== '');
+  if (subject.length && authMethod !== 'tls_client_auth') {
+    throw new ClientValidationError('a certificate subject (tlsClientAuth) is registered only with the tls_client_auth method');
+  }
+  if (authMethod === 'tls_client_auth' && subject.length !== 1) {
+    throw new ClientValidationError('tls_client_auth needs exactly one certificate subject: subjectDn, sanDns, sanIp, sanEmail or sanUri');
+  }
+  for (const [field, value] of subject) metadata[SUBJECT_FIELDS[field as keyof TlsClientAuthSubject]] = value;
+  const bound = input.certificateBoundAccessTokens ?? (MTLS_AUTH_METHODS as readonly string[]).includes(authMethod);
+  if (bound) metadata.tls_client_certificate_bound_access_tokens = true;
 }
 
 export interface ClientServiceOptions {
@@ -117,6 +152,7 @@ export function createClientService(options: ClientServiceOptions) {
         metadata.backchannel_logout_session_required = true;
       }
       if (input.jwksUri) metadata.jwks_uri = input.jwksUri;
+      applyMutualTls(metadata, authMethod, input);
       if (input.jwks) {
         assertPublicKeys(input.jwks);
         metadata.jwks = input.jwks;
@@ -128,7 +164,12 @@ export function createClientService(options: ClientServiceOptions) {
         try {
           await options.validate(secretSha256 ? { ...metadata, client_secret: secretSha256 } : metadata);
         } catch (error) {
-          throw new ClientValidationError((error as { error_description?: string }).error_description ?? String(error));
+          const description = (error as { error_description?: string }).error_description ?? String(error);
+          // The provider offers the mutual TLS methods only where it can see client certificates.
+          if ((MTLS_AUTH_METHODS as readonly string[]).includes(authMethod) && description.startsWith('token_endpoint_auth_method')) {
+            throw new ClientValidationError(`${authMethod} is not available: this deployment sees no client certificates (set TLS_CERT_FILE and TLS_KEY_FILE, or MTLS_CERTIFICATE_HEADER behind a trusted proxy)`);
+          }
+          throw new ClientValidationError(description);
         }
       }
       const row = { client_id: metadata.client_id as string, secret_sha256: secretSha256, metadata, first_party: input.firstParty ?? false, tenant_id: input.tenantId ?? null };

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { Database } from '../store/database.ts';
 import type { TenantTransaction } from '../store/tenant-scope.ts';
 
-export type TokenPurpose = 'password_reset' | 'email_verification';
+export type TokenPurpose = 'password_reset' | 'email_verification' | 'account_unlock';
 
 export interface TokenRow {
   id: string;

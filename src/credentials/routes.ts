@@ -35,7 +35,7 @@ export function credentialRoutes(deps: CredentialRouteDependencies): Router {
     ctx.set('Cache-Control', 'no-store');
     await next();
   };
-  for (const path of ['/password/forgot', '/password/reset', '/email/verify']) router.use(path, noStore, form, csrf);
+  for (const path of ['/password/forgot', '/password/reset', '/email/verify', '/unlock']) router.use(path, noStore, form, csrf);
 
   const t = (ctx: Context) => translator(requestLocale(ctx));
 
@@ -71,7 +71,12 @@ export function credentialRoutes(deps: CredentialRouteDependencies): Router {
     if (!email || email.length > MAX_EMAIL || !email.includes('@')) {
       return views.page(ctx, 'password-forgot.njk', { tenantSlug: tenant.platform ? '' : tenant.slug, email: email.slice(0, MAX_EMAIL), errors: { email: t(ctx)('password.forgot.emailRequired') } }, 400);
     }
-    await credentials.requestPasswordReset(tenant.id, email, requestLocale(ctx), requestContext(ctx));
+    const limited = await credentials.requestPasswordReset(tenant.id, email, requestLocale(ctx), requestContext(ctx));
+    if (limited) {
+      // Too many requests for this address lately, whether it has an account or not.
+      ctx.set('Retry-After', String(limited.retryAfterSeconds));
+      return views.page(ctx, 'password-forgot.njk', { tenantSlug: tenant.platform ? '' : tenant.slug, email: email.slice(0, MAX_EMAIL), errors: { email: t(ctx)('password.forgot.tooMany') } }, 429);
+    }
     views.page(ctx, 'password-forgot-sent.njk', { email, minutes: RESET_TOKEN_TTL_SECONDS / 60 });
   });
 
@@ -142,6 +147,23 @@ export function credentialRoutes(deps: CredentialRouteDependencies): Router {
     if (!found || (await credentials.verifyEmail(token)) !== 'ok') return showVerifyInvalid(ctx);
     await useTenant(ctx, await tenants.get(found.tenantId));
     views.page(ctx, 'email-verified.njk');
+  });
+
+  // Unlock links from the sign-in lockout page's mail: the form confirms, the POST unlocks.
+  router.get('/unlock', async (ctx) => {
+    const token = typeof ctx.query.token === 'string' ? ctx.query.token : '';
+    const found = await credentials.inspectUnlockToken(token);
+    await useTenant(ctx, found ? await tenants.get(found.tenantId) : undefined);
+    if (!found) return views.page(ctx, 'account-unlock-invalid.njk', {}, 400);
+    views.page(ctx, 'account-unlock.njk', { token });
+  });
+
+  router.post('/unlock', async (ctx) => {
+    const token = formField(ctx, 'token') ?? '';
+    const found = await credentials.inspectUnlockToken(token);
+    await useTenant(ctx, found ? await tenants.get(found.tenantId) : undefined);
+    if (!found || (await credentials.unlockAccount(token, requestContext(ctx))) !== 'ok') return views.page(ctx, 'account-unlock-invalid.njk', {}, 400);
+    views.page(ctx, 'account-unlock-done.njk');
   });
 
   return router;

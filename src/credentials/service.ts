@@ -26,9 +26,12 @@ import type { AuditEvent, AuditPerson, AuditService } from '../audit/service.ts'
 import type { OutboxService } from '../outbox/service.ts';
 import type { RequestContext } from '../audit/origin.ts';
 import type { Knex } from 'knex';
+import type { BruteForceProtection } from '../security/brute-force.ts';
+import { createRateLimiter } from '../security/rate-limiter.ts';
 
 export const RESET_TOKEN_TTL_SECONDS = 30 * 60;
 export const VERIFICATION_TOKEN_TTL_SECONDS = 24 * 3600;
+export const UNLOCK_TOKEN_TTL_SECONDS = 30 * 60;
 // More usable reset links than this at once and no further one is sent (mail flooding).
 const MAX_USABLE_LINKS = 3;
 // At most one "already registered" mail per address in this window, however often it registers.
@@ -51,6 +54,16 @@ export interface CredentialServiceDependencies {
   outbox: Pick<OutboxService, 'enqueue'>;
   // Ends every session, grant and token of the user (after a reset: the old password may be known).
   onAccessRevoked(userId: string, context?: { tenantId: string; reason: 'password_reset' }): Promise<void>;
+  // Sign-in lockouts (src/security/brute-force.ts): unlock links go only to locked accounts.
+  lockouts?: Pick<BruteForceProtection, 'lockStatus' | 'accountsOf' | 'unlock'>;
+  // Reset and unlock requests per address typed (whoever asks), per window; unset: 5 per 15 minutes.
+  identifierLimit?: { points: number; windowSeconds: number };
+}
+
+// A request refused because its address was asked for too often lately.
+export interface RequestLimited {
+  limited: true;
+  retryAfterSeconds: number;
 }
 
 // Who made an administrator's change, and from where.
@@ -81,6 +94,15 @@ function wrongCurrentPassword(): ValidationError {
 export function createCredentialService(deps: CredentialServiceDependencies) {
   const { db, users, tenants, mailer, views, issuer, audit } = deps;
   const alreadyRegisteredNotices = createAttemptLimiter(deps.hot, { name: 'already-registered-mail', limit: 1, windowSeconds: ALREADY_REGISTERED_WINDOW_SECONDS });
+  const identifierLimit = deps.identifierLimit ?? { points: 5, windowSeconds: 900 };
+  const resetRequests = createRateLimiter(deps.hot, { name: 'password-reset-identifier', points: identifierLimit.points, durationSeconds: identifierLimit.windowSeconds });
+  const unlockRequests = createRateLimiter(deps.hot, { name: 'unlock-identifier', points: identifierLimit.points, durationSeconds: identifierLimit.windowSeconds });
+
+  // Counts a request for this address (digest only); the refusal when over the limit.
+  async function overLimit(limiter: typeof resetRequests, scope: string, address: string): Promise<RequestLimited | undefined> {
+    const decision = await limiter.consume(sha256Hex(`${scope}\n${address.trim().toLowerCase()}`));
+    return decision.allowed ? undefined : { limited: true, retryAfterSeconds: decision.retryAfterSeconds };
+  }
 
   function self(user: Pick<User, 'id' | 'email'>): AuditPerson {
     return { type: 'user', id: user.id, email: user.email };
@@ -187,11 +209,14 @@ export function createCredentialService(deps: CredentialServiceDependencies) {
     // Sends a reset link if an active user of the tenant has this address. The same answer either
     // way, in the same time: the look-up, the token and the mail all happen after the answer
     // (mailer.idle() waits for them). At most MAX_USABLE_LINKS usable links at once.
-    async requestPasswordReset(tenantId: string, email: string, locale?: string, context?: RequestContext): Promise<void> {
+    // Refused (whether the address exists or not) when it was asked for too often lately.
+    async requestPasswordReset(tenantId: string, email: string, locale?: string, context?: RequestContext): Promise<RequestLimited | undefined> {
       if (typeof email !== 'string' || !email.trim() || email.length > MAX_EMAIL || !isUuid(tenantId)) return;
       const tenant = await tenants.get(tenantId);
       if (tenant.status !== 'active') return;
       const address = email.trim();
+      const limited = await overLimit(resetRequests, tenantId, address);
+      if (limited) return limited;
       mailer.inBackground('password-reset', async () => {
         const { items } = await users.list(tenantId, { email: address, limit: 1 });
         const user = items.find((candidate) => candidate.status === 'active');
@@ -200,6 +225,53 @@ export function createCredentialService(deps: CredentialServiceDependencies) {
         const recorded = { tenantId, type: 'password.reset.request', actor: self(user), target: self(user), details: { via: 'email' }, context };
         await sendResetLink(tenant, user, locale ?? user.locale, recorded, MAX_USABLE_LINKS);
       });
+    },
+
+    // Sends an unlock link to each account this identifier names in the scope (a tenant id, or
+    // "open") whose sign-in is locked for a while. A permanent lockout gets no link (an
+    // administrator lifts it); an unknown or unlocked identifier gets nothing. The same answer
+    // either way, in the same time: the look-up and the mail happen after it.
+    async requestAccountUnlock(scope: string, identifier: string, locale?: string, context?: RequestContext): Promise<RequestLimited | undefined> {
+      const lockouts = deps.lockouts;
+      if (!lockouts || typeof identifier !== 'string' || !identifier.trim() || identifier.length > MAX_EMAIL) return;
+      const limited = await overLimit(unlockRequests, scope, identifier);
+      if (limited) return limited;
+      mailer.inBackground('account-unlock', async () => {
+        const lock = await lockouts.lockStatus(scope, identifier);
+        if (!lock || lock.permanent) return;
+        for (const user of await lockouts.accountsOf(scope, identifier)) {
+          if (user.status !== 'active') continue;
+          const tenant = await tenants.get(user.tenantId);
+          const recorded = { tenantId: user.tenantId, type: 'security.unlock.request', actor: self(user), target: self(user), details: { via: 'email' }, context };
+          const token = await issueToken(user, 'account_unlock', UNLOCK_TOKEN_TTL_SECONDS, { limit: MAX_USABLE_LINKS, recorded });
+          if (token) mail(tenant, 'account-unlock', user.email, { link: link('/unlock', token), minutes: UNLOCK_TOKEN_TTL_SECONDS / 60 }, locale ?? user.locale);
+        }
+      });
+    },
+
+    async inspectUnlockToken(token: unknown): Promise<{ tenantId: string } | undefined> {
+      if (!usableToken(token)) return undefined;
+      const row = await tokenQueries.findUsable(db, sha256Hex(token), 'account_unlock');
+      return row ? { tenantId: row.tenant_id } : undefined;
+    },
+
+    // Uses the unlock link up and lifts the account's temporary lockout; 'invalid' for a used,
+    // expired or unknown link, or an account an administrator must unlock.
+    async unlockAccount(token: string, context?: RequestContext): Promise<'ok' | 'invalid'> {
+      if (!usableToken(token) || !deps.lockouts) return 'invalid';
+      const digest = sha256Hex(token);
+      const found = await tokenQueries.findUsable(db, digest, 'account_unlock');
+      if (!found) return 'invalid';
+      const consumed = await withTenant(db, found.tenant_id, (trx) => tokenQueries.consume(trx, digest, 'account_unlock'));
+      if (!consumed) return 'invalid';
+      try {
+        const person: AuditPerson = { type: 'user', id: consumed.user_id };
+        return (await deps.lockouts.unlock(consumed.tenant_id, consumed.user_id, { via: 'email', origin: { actor: person, context } })) === 'unlocked' ? 'ok' : 'invalid';
+      } catch (error) {
+        // The user was deleted since the link was sent.
+        if (error instanceof NotFoundError) return 'invalid';
+        throw error;
+      }
     },
 
     // Whether a reset link can still be used (the form shows, nothing is consumed), and whose

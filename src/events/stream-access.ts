@@ -5,7 +5,7 @@ import type { Context } from 'koa';
 import type { ClientService } from '../clients/service.ts';
 import type { RbacService } from '../rbac/service.ts';
 import type { TenantService } from '../tenants/service.ts';
-import { digestsEqual, sha256Hex } from '../security/crypto.ts';
+import { authenticatedClientId, basicCredentials } from '../clients/basic-auth.ts';
 
 export const REVOCATIONS_READ = 'revocations:read';
 
@@ -24,9 +24,6 @@ export interface StreamAccessDependencies {
 
 export type StreamAccess = { ok: true; reader: StreamReader } | { ok: false; status: 401 | 403; detail: string };
 
-// Compared against when the client is unknown, so an unknown id costs what a wrong secret costs.
-const NO_SECRET = sha256Hex('');
-
 export function streamAccess(deps: StreamAccessDependencies) {
   async function allowed(clientId: string): Promise<StreamAccess> {
     const client = await deps.clients.get(clientId);
@@ -42,30 +39,13 @@ export function streamAccess(deps: StreamAccessDependencies) {
 
   return {
     async authenticate(ctx: Context): Promise<StreamAccess> {
-      const credentials = basicCredentials(ctx.get('authorization'));
-      if (!credentials) return { ok: false, status: 401, detail: 'authenticate with the client’s id and secret: Authorization: Basic base64(client_id:client_secret)' };
-      const metadata = await deps.clients.providerMetadata(credentials.clientId);
-      const stored = typeof metadata?.client_secret === 'string' ? metadata.client_secret : NO_SECRET;
-      const secretMatches = digestsEqual(stored, sha256Hex(credentials.clientSecret));
-      if (!metadata || !secretMatches || stored === NO_SECRET) return { ok: false, status: 401, detail: 'invalid client credentials' };
-      return allowed(credentials.clientId);
+      const header = ctx.get('authorization');
+      if (!basicCredentials(header)) return { ok: false, status: 401, detail: 'authenticate with the client’s id and secret: Authorization: Basic base64(client_id:client_secret)' };
+      const clientId = await authenticatedClientId(header, deps.clients);
+      if (!clientId) return { ok: false, status: 401, detail: 'invalid client credentials' };
+      return allowed(clientId);
     },
     // Re-checked while a stream stays open: a deleted client or a withdrawn permission ends it.
     stillAllowed: async (reader: StreamReader) => (await allowed(reader.clientId)).ok,
   };
-}
-
-function basicCredentials(header: string): { clientId: string; clientSecret: string } | undefined {
-  const match = /^Basic ([A-Za-z0-9+/]+=*)$/i.exec(header.trim());
-  if (!match) return undefined;
-  const decoded = Buffer.from(match[1], 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  if (colon <= 0) return undefined;
-  try {
-    // Both halves are form-urlencoded before encoding (RFC 6749 §2.3.1).
-    const formDecode = (value: string) => decodeURIComponent(value.replace(/\+/g, ' '));
-    return { clientId: formDecode(decoded.slice(0, colon)), clientSecret: formDecode(decoded.slice(colon + 1)) };
-  } catch {
-    return undefined;
-  }
 }

@@ -6,6 +6,7 @@ import nunjucks from 'nunjucks';
 import type { Context } from 'koa';
 import { DEFAULT_LOCALE, negotiateLocale, translator, type Locale, type Translate } from '../i18n/catalogues.ts';
 import { DEFAULT_BRANDING, type Branding } from '../tenants/branding.ts';
+import { allowInlineStyles } from './security-headers.ts';
 
 const viewsDirectory = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../views');
 
@@ -43,7 +44,9 @@ export function createViews(): Views {
     page(ctx, name, context = {}, status) {
       if (status) ctx.status = status;
       ctx.type = 'html';
-      ctx.body = render(name, { csrf: ctx.state.csrfToken, ...context }, { locale: requestLocale(ctx), branding: ctx.state.branding as Branding | undefined });
+      const html = render(name, { csrf: ctx.state.csrfToken, cspNonce: ctx.state.cspNonce, ...context }, { locale: requestLocale(ctx), branding: ctx.state.branding as Branding | undefined });
+      allowInlineStyles(ctx, html);
+      ctx.body = html;
     },
   };
 }

@@ -10,6 +10,7 @@ import { ACR_MFA, acrLevel, assuranceOf, requestedAcrLevel } from '../oidc/assur
 import type { AwaitedStep, LoginStateStore } from './state.ts';
 import type { InteractionDependencies, Step } from './step.ts';
 import { countLogin } from '../ops/metrics.ts';
+import { requestContext } from '../audit/origin.ts';
 import type { SignInAudit } from './sign-in-audit.ts';
 
 export function createNextStep(deps: InteractionDependencies, states: LoginStateStore, signIns: SignInAudit) {
@@ -36,6 +37,11 @@ export function createNextStep(deps: InteractionDependencies, states: LoginState
         // Suspended or deleted (the person or the tenant) while signing in: start again.
         await states.clear(uid);
         return views.page(ctx, 'error.njk', { error: 'login_required', description: views.translator(ctx)('login.startAgain') }, 400);
+      }
+      // The tenant's IP rules, once the tenant is certain: the person's, whichever way it was found.
+      if (deps.ipRules && !(await deps.ipRules.check(tenant.id, 'login', ctx.ip, { actor: { type: 'user', id: user.id }, context: requestContext(ctx) }))) {
+        await states.clear(uid);
+        return views.page(ctx, 'error.njk', { error: 'access_denied', description: views.translator(ctx)('security.ipBlocked') }, 403);
       }
 
       if (!state.amr.includes('mfa')) {

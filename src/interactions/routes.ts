@@ -23,11 +23,17 @@ import { fieldMessages } from './field-messages.ts';
 import { countLogin } from '../ops/metrics.ts';
 import { createSignInAudit } from './sign-in-audit.ts';
 import { requestContext } from '../audit/origin.ts';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { createSignInGuard, type Refusal } from './sign-in-guard.ts';
+import { POW_SCRIPT_PATH } from '../security/captcha/index.ts';
 
 export type { InteractionDependencies } from './step.ts';
 
 const MAX_IDENTIFIER = 320;
 const MAX_ORGANIZATION = 63;
+// The proof-of-work solver, served from our own origin (a strict CSP allows 'self' or a nonce).
+const POW_SCRIPT = readFileSync(fileURLToPath(new URL('../../views/assets/pow-challenge.js', import.meta.url)), 'utf8');
 
 export function interactionRoutes(deps: InteractionDependencies): Router {
   const { providerHost, views } = deps;
@@ -36,12 +42,19 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
   const selection = createTenantSelection(deps);
   const signIns = createSignInAudit(deps);
   const next = createNextStep(deps, states, signIns);
+  const guard = createSignInGuard(deps.signInProtection, signIns);
 
   router.use(bodyParser({ enableTypes: ['form'], formLimit: '16kb' }));
   router.use(csrfProtection(deps.csrfKey));
   router.use(async (ctx, nextMiddleware) => {
     ctx.set('Cache-Control', 'no-store');
     await nextMiddleware();
+  });
+
+  router.get(POW_SCRIPT_PATH.slice('/interaction'.length), (ctx) => {
+    ctx.set('Cache-Control', 'public, max-age=3600');
+    ctx.type = 'application/javascript';
+    ctx.body = POW_SCRIPT;
   });
 
   async function details(ctx: Context): Promise<Details | undefined> {
@@ -113,6 +126,8 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     const tenantOpen = step.requested.kind === 'open' && !state.tenantId;
     const identifierFirst = tenantOpen && !state.identifier && extra.identifier === undefined;
     const registrationTenant = await selection.registrationTenant(step);
+    // A CAPTCHA once the address (or the address at this identifier) looks suspicious.
+    const captcha = identifierFirst ? undefined : await guard.challengeFor(step, identifier || undefined);
     views.page(
       step.ctx,
       identifierFirst ? 'login-identifier.njk' : 'login.njk',
@@ -127,9 +142,17 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
         organizationName: state.tenantId ? step.tenant?.displayName : undefined,
         canRegister: Boolean(registrationTenant),
         forgotPasswordUrl: forgotPasswordPath(step.tenant),
+        captcha,
       },
       status,
     );
+  }
+
+  // Too many attempts, a locked identifier, an address caught spraying: one neutral page for
+  // all of them, whether the identifier exists or not.
+  function showRefusal(step: Step, identifier: string, refusal: Exclude<Refusal, { reason: 'captcha' }>) {
+    if (refusal.retryAfterSeconds) step.ctx.set('Retry-After', String(refusal.retryAfterSeconds));
+    views.page(step.ctx, 'login-locked.njk', { uid: step.interaction.uid, identifier, identifierLocked: Boolean(step.state.identifier) }, 429);
   }
 
   router.get('/:uid', async (ctx) => {
@@ -175,13 +198,22 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     if (!identifier || !password || identifier.length > MAX_IDENTIFIER || password.length > MAX_PASSWORD) {
       return showSignIn(step, { identifier: identifier.slice(0, MAX_IDENTIFIER), error: t('login.credentialsRequired') }, 400);
     }
-    const matches = await selection.authenticate(step, identifier, password);
-    if (matches.length === 0) {
+    const verdict = await guard.before(step, identifier);
+    if ('refused' in verdict) {
+      if (verdict.refused.reason === 'captcha') return showSignIn(step, { identifier, error: t('login.captchaRequired') }, 400);
+      return showRefusal(step, identifier, verdict.refused);
+    }
+    const authenticated = await selection.authenticate(step, identifier, password);
+    if (authenticated.length === 0) {
       countLogin('invalid_credentials');
       await signIns.failed(step, identifier);
+      const lockout = await guard.failed(step, verdict.subject, verdict.attempt);
+      if (lockout) return showRefusal(step, identifier, { reason: 'locked', retryAfterSeconds: lockout.retryAfterSeconds });
       // The same words whether the account exists or not.
       return showSignIn(step, { identifier, error: t('login.credentialsWrong') }, 401);
     }
+    const matches = await guard.succeeded(verdict.subject, authenticated);
+    if (matches.length === 0) return showRefusal(step, identifier, { reason: 'locked' });
     step.state.identifier = identifier;
     if (matches.length > 1) {
       step.state.candidates = matches.map((user) => ({ tenantId: user.tenantId, userId: user.id }));
@@ -202,6 +234,18 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
       tenants: tenants.map((tenant) => ({ id: tenant.id, name: tenant.displayName, slug: tenant.slug })),
     });
   }
+
+  // "Unlock by e-mail" from the lockout page: a link goes to a locked account's address; the
+  // answer is the same whether anything was sent or not (also over the per-identifier limit).
+  router.post('/:uid/unlock', async (ctx) => {
+    const step = await begin(ctx, 'login');
+    if (!step) return;
+    const identifier = (step.state.identifier ?? formField(ctx, 'identifier') ?? '').trim();
+    if (identifier && identifier.length <= MAX_IDENTIFIER) {
+      await deps.credentials.requestAccountUnlock(guard.subjectOf(step, identifier).scope, identifier, requestLocale(ctx), requestContext(ctx));
+    }
+    views.page(ctx, 'login-unlock-sent.njk', { uid: step.interaction.uid });
+  });
 
   router.post('/:uid/choose', async (ctx) => {
     const step = await begin(ctx, 'login');

@@ -10,6 +10,7 @@ import type { OutboxService } from '../outbox/service.ts';
 import type { MfaAuditNote } from '../mfa/service.ts';
 import type { User } from '../users/service.ts';
 import { requestContext } from '../audit/origin.ts';
+import { DEFAULT_TENANT_ID } from '../tenants/constants.ts';
 import type { Step } from './step.ts';
 
 export interface SignInAuditDependencies {
@@ -19,6 +20,9 @@ export interface SignInAuditDependencies {
 }
 
 export type BlockKind = 'security.lockout' | 'security.rate_limited';
+
+// Password sign-in protection (sign-in-guard.ts): never says whether the identifier exists.
+export type SignInSecurityEvent = 'security.lockout' | 'security.rate_limited' | 'security.captcha_required' | 'security.captcha_failed' | 'security.spraying_detected';
 
 
 function clientIdOf(step: Step): string | undefined {
@@ -78,6 +82,14 @@ export function createSignInAudit(deps: SignInAuditDependencies) {
         });
         await outbox.enqueue(trx, { tenantId, type: 'auth.login.failed', data: { identifier, reason, clientId: clientId ?? null } });
       });
+    },
+
+    // A lockout, block or challenge of a password sign-in, in the tenant named before the password
+    // was checked, else in the platform tenant; details carry digests, never the identifier.
+    async security(step: Step, type: SignInSecurityEvent, details: Record<string, unknown>): Promise<void> {
+      const tenantId = namedTenant(step) ?? DEFAULT_TENANT_ID;
+      const clientId = clientIdOf(step);
+      await audit.record(undefined, { tenantId, type, outcome: 'failure', target: clientId ? { ref: clientId } : undefined, details: { ...details, clientId }, context: requestContext(step.ctx) });
     },
 
     // A second-factor budget ran out: recorded once per window, at its first refusal.

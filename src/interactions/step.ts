@@ -13,8 +13,11 @@ import type { CredentialService } from '../credentials/service.ts';
 import type { LoginState } from './state.ts';
 import type { SessionService } from '../sessions/service.ts';
 import type { SignInAuditDependencies } from './sign-in-audit.ts';
+import type { SignInProtection } from '../security/brute-force-guard.ts';
 
 // db, audit and outbox: each sign-in's audit entries and events (sign-in-audit.ts).
+import type { IpRuleService } from '../security/ip-rules.ts';
+
 export interface InteractionDependencies extends SignInAuditDependencies {
   providerHost: ProviderHost;
   users: UserService;
@@ -29,6 +32,10 @@ export interface InteractionDependencies extends SignInAuditDependencies {
   interactionTtlSeconds: number;
   // Session policy at sign-in completion (src/sessions): concurrent-session limit, remember-me.
   sessions?: Pick<SessionService, 'admitLogin'>;
+  // Lockouts, spraying detection, CAPTCHA and per-identifier limits of password sign-in.
+  signInProtection: SignInProtection;
+  // The tenant's IP rules for sign-in (src/security/ip-rules.ts).
+  ipRules?: Pick<IpRuleService, 'check'>;
 }
 
 export type Details = Awaited<ReturnType<Provider['interactionDetails']>>;

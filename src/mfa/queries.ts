@@ -9,13 +9,14 @@ export interface TotpRow {
   confirmed_at: Date | null;
   last_used_step: string | number | null;
   pending_secret_sealed: string | null;
+  pending_created_at?: Date | null;
 }
 
 export const mfaQueries = {
   findTotp(trx: TenantTransaction, tenantId: string, userId: string, options: { forUpdate?: boolean } = {}): Promise<TotpRow | undefined> {
     const query = trx('mfa_totp')
       .where({ tenant_id: tenantId, user_id: userId })
-      .first('tenant_id', 'user_id', 'secret_sealed', 'confirmed_at', 'last_used_step', 'pending_secret_sealed');
+      .first('tenant_id', 'user_id', 'secret_sealed', 'confirmed_at', 'last_used_step', 'pending_secret_sealed', 'pending_created_at');
     if (options.forUpdate) query.forUpdate();
     return query;
   },
@@ -70,6 +71,18 @@ export const mfaQueries = {
   async countBackupCodes(trx: TenantTransaction, tenantId: string, userId: string): Promise<number> {
     const [row] = await trx('mfa_backup_codes').where({ tenant_id: tenantId, user_id: userId }).count<{ count: string }[]>({ count: '*' });
     return Number(row?.count ?? 0);
+  },
+
+  // How many unused backup codes a user has and when they were issued (no codes: null).
+  async backupCodesIssued(trx: TenantTransaction, tenantId: string, userId: string): Promise<{ count: number; issuedAt: Date | null }> {
+    const row = await trx('mfa_backup_codes').where({ tenant_id: tenantId, user_id: userId }).first(trx.raw('count(*) AS count'), trx.raw('max(created_at) AS issued_at'));
+    return { count: Number(row?.count ?? 0), issuedAt: row?.issued_at ? new Date(row.issued_at) : null };
+  },
+
+  // The users of a tenant with an active (confirmed) TOTP secret.
+  async usersWithTotp(trx: TenantTransaction, tenantId: string): Promise<string[]> {
+    const rows: Array<{ user_id: string }> = await trx('mfa_totp').where({ tenant_id: tenantId }).whereNotNull('secret_sealed').select('user_id');
+    return rows.map((row) => row.user_id);
   },
 
   async deleteBackupCodes(trx: TenantTransaction, tenantId: string, userId: string): Promise<void> {

@@ -20,6 +20,12 @@ export interface MfaStatus {
   backupCodesRemaining: number;
 }
 
+// What second factors a user has and since when, never the secrets (GDPR export).
+export interface MfaEnrolments {
+  totp: { active: boolean; confirmedAt: Date | null; enrolmentPendingSince: Date | null };
+  backupCodes: { remaining: number; issuedAt: Date | null };
+}
+
 export interface MfaServiceOptions {
   db: Database;
   keyEncryptionKey: Buffer;
@@ -165,6 +171,28 @@ export function createMfaService(options: MfaServiceOptions) {
     },
 
     // Removes TOTP (active and pending) and every backup code.
+    async enrolments(tenantId: string, userId: string): Promise<MfaEnrolments> {
+      requireKnown(tenantId, userId);
+      return withTenant(db, tenantId, async (trx) => {
+        const totp = await mfaQueries.findTotp(trx, tenantId, userId);
+        const codes = await mfaQueries.backupCodesIssued(trx, tenantId, userId);
+        return {
+          totp: {
+            active: Boolean(totp?.secret_sealed),
+            confirmedAt: totp?.secret_sealed && totp.confirmed_at ? new Date(totp.confirmed_at) : null,
+            enrolmentPendingSince: totp?.pending_secret_sealed && totp.pending_created_at ? new Date(totp.pending_created_at) : null,
+          },
+          backupCodes: { remaining: codes.count, issuedAt: codes.issuedAt },
+        };
+      });
+    },
+
+    // The users of the tenant with an active authenticator app (for the MFA adoption report).
+    async usersWithTotp(tenantId: string): Promise<string[]> {
+      if (!isUuid(tenantId)) return [];
+      return withTenant(db, tenantId, (trx) => mfaQueries.usersWithTotp(trx, tenantId));
+    },
+
     async remove(tenantId: string, userId: string, note?: MfaAuditNote): Promise<void> {
       requireKnown(tenantId, userId);
       await withTenant(db, tenantId, async (trx) => {

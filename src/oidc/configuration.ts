@@ -11,7 +11,7 @@ import type { ApiResourceService } from './api-resources.ts';
 import type { EffectiveAccess, RbacService } from '../rbac/service.ts';
 import type { LoginTenantResolver } from '../tenants/login-tenant.ts';
 import type { Views } from '../http/views.ts';
-import { CLIENT_AUTH_METHODS } from '../clients/service.ts';
+import { mtlsEndpointAliases, mtlsFeature, offeredAuthMethods } from '../clients/mtls.ts';
 import { createAccountFinder } from './account.ts';
 import { REFRESH_TOKEN_BITS } from './model-storage.ts';
 import { actClaimsOf } from './token-exchange.ts';
@@ -128,10 +128,11 @@ export function buildConfiguration(deps: ConfigurationDependencies): Configurati
     extraParams: ['tenant'],
     acrValues: [...ACR_VALUES],
     // The login pages speak these languages (Accept-Language, or ui_locales on the request).
-    discovery: { ui_locales_supported: [...LOCALES] },
+    // mtls_endpoint_aliases only when the certificate endpoints have their own host (RFC 8705 §5).
+    discovery: { ui_locales_supported: [...LOCALES], ...mtlsEndpointAliases(config) },
     // Authorization code only: the implicit and hybrid flows are deprecated (RFC 9700).
     responseTypes: ['code'],
-    clientAuthMethods: [...CLIENT_AUTH_METHODS],
+    clientAuthMethods: offeredAuthMethods(config) as never,
     // Client secrets are stored only as digests, so nothing can be HMAC-signed with them.
     enabledJWA: {
       clientAuthSigningAlgValues: ASYMMETRIC_ALGS as never,
@@ -183,6 +184,8 @@ export function buildConfiguration(deps: ConfigurationDependencies): Configurati
       userinfo: { enabled: true },
       dPoP: { enabled: true },
       pushedAuthorizationRequests: { enabled: true },
+      // Mutual TLS client authentication and certificate-bound tokens (src/clients/mtls.ts).
+      mTLS: mtlsFeature(config) as never,
     },
     issueRefreshToken: async (_ctx, client, code) => {
       if (!client.grantTypeAllowed('refresh_token')) return false;

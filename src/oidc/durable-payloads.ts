@@ -109,3 +109,42 @@ export async function accountPayloads(db: Database, accountId: string): Promise<
     };
   });
 }
+
+// What a person consented to: a Grant per client, with the scopes and claims given for OpenID
+// Connect and per API (resource indicator), and the ones refused.
+export interface AccountGrant {
+  grantId: string;
+  clientId: string;
+  openid: { scope: string[]; claims: string[] };
+  resources: Record<string, string[]>;
+  rejected: { scope: string[]; claims: string[] };
+  grantedAt: Date | null;
+  expiresAt: Date | null;
+}
+
+const words = (value: unknown): string[] => (typeof value === 'string' ? value.split(' ').filter(Boolean) : []);
+const strings = (value: unknown): string[] => (Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string') : []);
+const epoch = (value: unknown): Date | null => (typeof value === 'number' ? new Date(value * 1000) : null);
+
+// The live (unexpired) Grants of an account, newest first.
+export async function accountGrants(db: Database, accountId: string): Promise<AccountGrant[]> {
+  const rows: Array<{ id: string; payload: AdapterPayload | string }> = await db('oidc_payloads')
+    .where({ account_id: accountId, model: 'Grant' })
+    .where((q) => q.whereNull('expires_at').orWhere('expires_at', '>', db.fn.now()))
+    .select('id', 'payload');
+  return rows
+    .map((row) => {
+      const payload = (typeof row.payload === 'string' ? JSON.parse(row.payload) : row.payload) as Record<string, any>;
+      const resources = Object.fromEntries(Object.entries((payload.resources ?? {}) as Record<string, unknown>).map(([resource, scope]) => [resource, words(scope)]));
+      return {
+        grantId: row.id,
+        clientId: String(payload.clientId ?? ''),
+        openid: { scope: words(payload.openid?.scope), claims: strings(payload.openid?.claims) },
+        resources,
+        rejected: { scope: words(payload.rejected?.scope), claims: strings(payload.rejected?.claims) },
+        grantedAt: epoch(payload.iat),
+        expiresAt: epoch(payload.exp),
+      };
+    })
+    .sort((a, b) => (b.grantedAt?.getTime() ?? 0) - (a.grantedAt?.getTime() ?? 0));
+}

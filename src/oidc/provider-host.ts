@@ -21,6 +21,7 @@ import { publicPartOf } from '../security/jwk.ts';
 import { buildConfiguration } from './configuration.ts';
 import type { SessionPolicyHooks } from '../sessions/provider-hooks.ts';
 import { createAdapterFactory } from './adapter.ts';
+import { accountGrants, type AccountGrant } from './durable-payloads.ts';
 import { rfc6749ClientErrors } from './rfc6749-errors.ts';
 import { createRevocation, type Revocation, type RevocationReason, type RevokeUserOptions } from './revocation.ts';
 import { installRevocationHooks } from './revocation-hooks.ts';
@@ -30,6 +31,7 @@ import { userOfRequest } from './request-user.ts';
 import type { AuditService } from '../audit/service.ts';
 import { countTokenIssued } from '../ops/metrics.ts';
 import { installLogoutAudit } from './logout-audit.ts';
+import { installAtomicReplayDetection } from './replay-detection.ts';
 
 export interface ProviderHostDependencies {
   config: Config;
@@ -132,6 +134,11 @@ export class ProviderHost {
     await this.#revocation.revokeUser(accountId, reason, options);
   }
 
+  // What the account consented to, per client (live Grants), for the person's data export.
+  async grantsOf(accountId: string): Promise<AccountGrant[]> {
+    return accountGrants(this.#deps.db, accountId);
+  }
+
   // The account a provider session (by its uid, stable for the session's life) belongs to, while
   // the session exists and has not expired.
   async sessionAccount(sessionUid: string): Promise<string | undefined> {
@@ -217,6 +224,7 @@ export class ProviderHost {
     const resourceServerInfo = configuration.features!.resourceIndicators!.getResourceServerInfo!;
     const provider = new Provider(config.issuer, configuration);
     provider.proxy = config.trustedProxies.length > 0;
+    installAtomicReplayDetection(provider, this.#deps.hot);
     // Stored client secrets are SHA-256 digests: compare the digest of what the client sent.
     provider.Client.prototype.compareClientSecret = function compareClientSecret(this: { clientSecret: string }, actual: string) {
       return digestsEqual(this.clientSecret, sha256Hex(actual));
@@ -235,7 +243,10 @@ export class ProviderHost {
       refreshReuseGraceSeconds: config.refreshTokenReuseGraceSeconds,
       verificationKeys: () => this.verificationKeys,
     });
-    if (this.#deps.audit) installLogoutAudit(provider, { audit: this.#deps.audit, users: this.#deps.users });
+    if (this.#deps.audit) {
+      const activity = this.#deps.sessionActivity;
+      installLogoutAudit(provider, { audit: this.#deps.audit, users: this.#deps.users, sessionEnded: activity && ((tenantId, sid) => activity.ended(tenantId, sid)) });
+    }
     registerTokenExchange(provider, {
       issuer: config.issuer,
       adminApi: `${config.issuer}/api`,

@@ -6,6 +6,9 @@
 // `act` claim comes from here (through extraTokenClaims, see actClaimsOf).
 // Impersonation (an administrator obtaining a token as a user, without the user's token) needs
 // the users:impersonate permission on the admin API, checked through RBAC on every call.
+// An API key (subject_token_type API_KEY_TOKEN_TYPE) can be exchanged too, by a confidential client
+// of the key's tenant: the token is for the key's owner, its scopes at most the key's permissions
+// on the target that the owner still holds (docs/api-keys.md).
 import type Provider from 'oidc-provider';
 import { errors, type KoaContextWithOIDC, type ResourceServer, type TokenEndpointGrantContext } from 'oidc-provider';
 import { jwtVerify, type JWTVerifyGetKey } from 'jose';
@@ -18,11 +21,13 @@ import { isUuid } from '../ids.ts';
 import type { AuditService } from '../audit/service.ts';
 import { requestContext } from '../audit/origin.ts';
 import { IMPERSONATION_PERMISSION } from '../tenants/system-roles.ts';
+import type { ApiKeyVerifier } from '../apikeys/verifier.ts';
 
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 // Impersonation names its subject by user id (RFC 8693 section 3 allows token types beyond its own).
 export const USER_ID_TOKEN_TYPE = 'urn:idp:params:oauth:token-type:user-id';
+export const API_KEY_TOKEN_TYPE = 'urn:idp:params:oauth:token-type:api-key';
 export const IMPERSONATION_EVENT = 'token_exchange.impersonation';
 export const IMPERSONATION_AUDIT_TYPE = 'token.impersonation';
 
@@ -87,6 +92,14 @@ export function actClaimsOf(token: object): { act: ActClaim } | undefined {
   return act && { act };
 }
 
+// The API key verifier of a runtime, keyed by its client service (one per runtime), so the grant,
+// registered anew whenever the provider is rebuilt, finds it without another dependency.
+const apiKeyVerifiers = new WeakMap<object, Pick<ApiKeyVerifier, 'verify'>>();
+
+export function enableApiKeyExchange(clients: object, verifier: Pick<ApiKeyVerifier, 'verify'>): void {
+  apiKeyVerifiers.set(clients, verifier);
+}
+
 export function registerTokenExchange(provider: Provider, deps: TokenExchangeDependencies): void {
   provider.registerGrantType(TOKEN_EXCHANGE_GRANT, (ctx) => exchange(provider, deps, ctx as TokenEndpointGrantContext<ExchangeParams>), PARAMETERS, REPEATABLE);
 }
@@ -107,7 +120,7 @@ async function exchange(provider: Provider, deps: TokenExchangeDependencies, ctx
   const indicator = singleTarget(params);
   const info = await deps.resourceServerInfo(ctx, indicator, client);
 
-  let exchanged: { subject: { id: string; tenantId: string }; act: ActClaim; ceiling?: Set<string>; notAfter: number; impersonation: boolean };
+  let exchanged: { subject: { id: string; tenantId: string; type?: 'user' | 'client' }; act?: ActClaim; ceiling?: Set<string>; notAfter: number; impersonation: boolean };
   if (subjectTokenType === ACCESS_TOKEN_TYPE) {
     if (params.actor_token !== undefined || params.actor_token_type !== undefined) {
       throw new errors.InvalidRequest(`actor_token is used only for impersonation (subject_token_type ${USER_ID_TOKEN_TYPE}); the acting party of a delegation is the client`);
@@ -123,8 +136,11 @@ async function exchange(provider: Provider, deps: TokenExchangeDependencies, ctx
     };
   } else if (subjectTokenType === USER_ID_TOKEN_TYPE) {
     exchanged = await impersonation(provider, deps, client.clientId, subjectToken, params, info.audience ?? indicator);
+  } else if (subjectTokenType === API_KEY_TOKEN_TYPE && apiKeyVerifiers.has(deps.clients)) {
+    if (params.actor_token !== undefined || params.actor_token_type !== undefined) throw new errors.InvalidRequest('actor_token is not used with an API key');
+    exchanged = await apiKeyExchange(deps, ctx, client.clientId, subjectToken, indicator, info.accessTokenTTL);
   } else {
-    throw new errors.InvalidRequest(`unsupported subject_token_type: use ${ACCESS_TOKEN_TYPE} (delegation) or ${USER_ID_TOKEN_TYPE} (impersonation)`);
+    throw new errors.InvalidRequest(`unsupported subject_token_type: use ${ACCESS_TOKEN_TYPE} (delegation), ${USER_ID_TOKEN_TYPE} (impersonation) or ${API_KEY_TOKEN_TYPE} (an API key)`);
   }
 
   const { subject, act, ceiling, notAfter } = exchanged;
@@ -135,7 +151,7 @@ async function exchange(provider: Provider, deps: TokenExchangeDependencies, ctx
   // token carried (delegation), and the request asked for. Never more than any of them.
   const api = await deps.apis.find(indicator);
   if (!api) throw new errors.InvalidTarget('the resource is not a registered API');
-  const held = new Set((await deps.rbac.effectiveAccess(subject.tenantId, 'user', subject.id)).permissions[indicator] ?? []);
+  const held = new Set((await deps.rbac.effectiveAccess(subject.tenantId, subject.type ?? 'user', subject.id)).permissions[indicator] ?? []);
   const allowed = api.scopes.filter((scope) => held.has(scope) && (!ceiling || ceiling.has(scope)));
   const requested = params.scope ? [...new Set(params.scope.split(' ').filter(Boolean))] : undefined;
   const excess = requested?.filter((scope) => !allowed.includes(scope)) ?? [];
@@ -147,7 +163,8 @@ async function exchange(provider: Provider, deps: TokenExchangeDependencies, ctx
   if (remaining <= 0) throw invalidGrant('the presented token has expired');
   const resourceServer = new provider.ResourceServer(indicator, { ...info, scope: allowed.join(' ') });
   const token = new provider.AccessToken({
-    accountId: subject.id,
+    // A service account's token is its own, like one from client credentials (sub = client_id).
+    accountId: subject.type === 'client' ? undefined : subject.id,
     client,
     gty: TOKEN_EXCHANGE_GRANT,
     scope: granted.join(' '),
@@ -156,11 +173,11 @@ async function exchange(provider: Provider, deps: TokenExchangeDependencies, ctx
     expiresIn: Math.min(info.accessTokenTTL ?? remaining, remaining),
     // No grant stands behind it: like a client-credentials token, it lives only as the signed JWT.
   } as never);
-  actors.set(token, act);
+  if (act) actors.set(token, act);
   ctx.oidc.entity('AccessToken', token);
   const value = await token.save();
 
-  if (exchanged.impersonation) {
+  if (exchanged.impersonation && act) {
     // Recorded before the token leaves: no audit entry, no impersonation token.
     await deps.audit?.record(undefined, {
       tenantId: subject.tenantId,
@@ -183,6 +200,32 @@ async function exchange(provider: Provider, deps: TokenExchangeDependencies, ctx
     token_type: token.tokenType,
     expires_in: token.expiration,
     scope: token.scope,
+  };
+}
+
+// An API key, verified like any use of it (counted and rate limited): the token is for the key's
+// owner, in the key's tenant, never beyond the key's permissions on the target or the key's expiry.
+async function apiKeyExchange(deps: TokenExchangeDependencies, ctx: TokenEndpointGrantContext<ExchangeParams>, clientId: string, value: string, indicator: string, ttl: number | undefined) {
+  const result = await apiKeyVerifiers.get(deps.clients)!.verify(value, ctx.ip);
+  if (!result.ok) {
+    if (result.reason === 'rate_limited') {
+      ctx.set('Retry-After', String(result.retryAfterSeconds));
+      throw Object.assign(new errors.OIDCProviderError(429, 'rate_limited'), { error_description: 'the API key made too many requests; retry later' });
+    }
+    throw invalidGrant('the API key is invalid, expired, revoked, not allowed from this address, or its owner is no longer active');
+  }
+  const { key } = result;
+  const record = await deps.clients.get(clientId);
+  if (record?.tenantId !== key.tenantId) throw invalidGrant('only a client of the API key’s tenant may exchange it');
+  if (key.owner.type === 'client' && key.owner.id !== clientId) throw invalidGrant('a service account’s API key is exchanged by that service account only');
+  const now = Math.floor(Date.now() / 1000);
+  const keyEnd = key.expiresAt ? Math.floor(key.expiresAt.getTime() / 1000) : Number.MAX_SAFE_INTEGER;
+  return {
+    subject: { id: key.owner.id, tenantId: key.tenantId, type: key.owner.type },
+    act: key.owner.type === 'user' ? { sub: clientId } : undefined,
+    ceiling: new Set(key.permissions.filter((p) => p.api === indicator).map((p) => p.permission)),
+    notAfter: Math.min(keyEnd, now + (ttl ?? 3600)),
+    impersonation: false,
   };
 }
 

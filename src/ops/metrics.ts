@@ -29,7 +29,7 @@ const tokens = new Counter({
 
 const attemptsRefused = new Counter({
   name: 'idp_rate_limited_total',
-  help: 'Attempts refused by an attempt limiter because its key was over the limit, by limiter.',
+  help: 'Requests and attempts refused because their key was over a rate or attempt limit, by limiter.',
   labelNames: ['limiter'] as const,
   registers: [processMetrics],
 });
@@ -41,11 +41,28 @@ const lockouts = new Counter({
   registers: [processMetrics],
 });
 
+// Bounded label set: the kinds below, nothing per user or address.
+export type SecurityEventKind = 'lockout' | 'permanent_lockout' | 'locked_refusal' | 'identifier_rate_limited' | 'captcha_required' | 'captcha_failed' | 'spraying_detected' | 'spraying_refusal' | 'unlock';
+
+const securityEvents = new Counter({
+  name: 'idp_security_events_total',
+  help: 'Sign-in abuse protection by kind: lockout, permanent_lockout, locked_refusal (an attempt at a locked identifier), identifier_rate_limited, captcha_required, captcha_failed, spraying_detected, spraying_refusal (an attempt from a blocked address), unlock.',
+  labelNames: ['kind'] as const,
+  registers: [processMetrics],
+});
+
 const requestDuration = new Histogram({
   name: 'idp_http_request_duration_seconds',
   help: 'Time to answer an HTTP request, by method, route template (or oidc-provider route name) and status.',
   labelNames: ['method', 'route', 'status'] as const,
   buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  registers: [processMetrics],
+});
+
+const ipBlocked = new Counter({
+  name: 'idp_ip_blocked_total',
+  help: 'Requests refused because the tenant\'s IP rules do not admit the client address, by surface (login, adminApi, apiKeys).',
+  labelNames: ['surface'] as const,
   registers: [processMetrics],
 });
 
@@ -79,6 +96,19 @@ export function countTokenIssued(grantType: string): void {
 export function countAttemptRefused(limiter: string, lockoutBegins: boolean): void {
   attemptsRefused.inc({ limiter });
   if (lockoutBegins) lockouts.inc({ limiter });
+}
+
+// A rate-limit refusal delays, it does not lock anyone out: only the refusal counter moves.
+export function countRateLimited(limiter: string): void {
+  attemptsRefused.inc({ limiter });
+}
+
+export function countSecurityEvent(kind: SecurityEventKind): void {
+  securityEvents.inc({ kind });
+}
+
+export function countIpBlocked(surface: string): void {
+  ipBlocked.inc({ surface });
 }
 
 export function timeRequest(): (labels: { method: string; route: string; status: string }) => void {

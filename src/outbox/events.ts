@@ -10,6 +10,8 @@ export const EVENT_TYPES = [
   'session.revoked',
   'role.changed',
   'apikey.revoked',
+  'apikey.created',
+  'apikey.rotated',
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];

@@ -48,6 +48,26 @@ export const outboxQueries = {
     await trx('outbox_events').whereIn('id', ids).update({ published_at: at });
   },
 
+  // A person's erasure: events about the user lose their e-mail address, failed sign-ins typed
+  // with one of the person's identifiers lose the identifier (it becomes null). The caller's
+  // tenant-scoped transaction confines it to the tenant. Returns how many events changed.
+  async pseudonymiseUser(trx: Knex.Transaction, tenantId: string, userId: string, identifiers: string[]): Promise<number> {
+    const withEmail: Array<{ id: string }> = await trx('outbox_events')
+      .where('tenant_id', tenantId)
+      .whereRaw("data->>'userId' = ?", [userId])
+      .whereRaw("data->>'email' IS NOT NULL")
+      .update({ data: trx.raw(`data || '{"email": null}'::jsonb`) }, ['id']);
+    const lowered = identifiers.filter(Boolean).map((identifier) => identifier.toLowerCase());
+    const typed: Array<{ id: string }> = lowered.length
+      ? await trx('outbox_events')
+        .where('tenant_id', tenantId)
+        .where('type', 'auth.login.failed')
+        .whereRaw(`lower(data->>'identifier') IN (${lowered.map(() => '?').join(', ')})`, lowered)
+        .update({ data: trx.raw(`data || '{"identifier": null}'::jsonb`) }, ['id'])
+      : [];
+    return withEmail.length + typed.length;
+  },
+
   // Published events older than the retention go, with their webhook deliveries (cascade).
   async purgePublished(db: Knex, before: Date, limit: number): Promise<number> {
     const removed = await db('outbox_events')

@@ -16,6 +16,10 @@ export interface OutboxService {
   onEnqueued(listener: () => void): void;
   // Seconds the oldest unpublished event has waited (0 when none waits): the outbox lag metric.
   lagSeconds(): Promise<number>;
+  // GDPR erasure, in the erasure's tenant-scoped transaction: stored events (and so the webhook
+  // deliveries still to be sent or replayed) keep the user id but lose the person's e-mail
+  // address and the identifiers they typed. Returns how many events changed.
+  pseudonymiseUser(trx: Knex.Transaction, tenantId: string, userId: string, identifiers: string[]): Promise<number>;
 }
 
 export function createOutboxService(options: { db: Database; now?: () => Date }): OutboxService {
@@ -46,6 +50,9 @@ export function createOutboxService(options: { db: Database; now?: () => Date })
     async lagSeconds() {
       const oldest = await outboxQueries.oldestUnpublishedAt(db);
       return oldest ? Math.max(0, (now().getTime() - oldest.getTime()) / 1000) : 0;
+    },
+    pseudonymiseUser(trx, tenantId, userId, identifiers) {
+      return outboxQueries.pseudonymiseUser(trx, tenantId, userId, identifiers);
     },
     onEnqueued(listener) {
       listeners.push(listener);

@@ -101,6 +101,21 @@ export const rbacQueries = {
     );
     return result.rows;
   },
+  // Every (role, user) pair where the user holds the role, directly or through an assigned role
+  // that includes it (transitively).
+  async holders(trx: TenantTransaction, tenantId: string): Promise<Array<{ role_id: string; user_id: string }>> {
+    const result = await trx.raw(
+      `WITH RECURSIVE closure(assigned_id, held_id) AS (
+         SELECT id, id FROM roles WHERE tenant_id = ?
+         UNION
+         SELECT closure.assigned_id, ri.included_role_id FROM role_inheritance ri JOIN closure ON ri.role_id = closure.held_id)
+       SELECT DISTINCT closure.held_id AS role_id, ra.subject_id AS user_id
+         FROM closure JOIN role_assignments ra ON ra.role_id = closure.assigned_id
+        WHERE ra.tenant_id = ? AND ra.subject_type = 'user'`,
+      [tenantId, tenantId],
+    );
+    return result.rows;
+  },
   // Serialises inheritance changes within a tenant, so two concurrent edits cannot form a cycle.
   lockTenantRoles(trx: TenantTransaction, tenantId: string) {
     return trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', [`rbac:${tenantId}`]);

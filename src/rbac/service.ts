@@ -244,15 +244,30 @@ export function createRbacService(db: Database, hot: HotStore, apis: ApiResource
       return rows.map((row) => ({ id: row.id, name: row.name }));
     },
 
+    // Each role of the tenant with the users holding it, directly or inherited (reports).
+    async holdersByRole(tenantId: string): Promise<Array<{ id: string; name: string; userIds: string[] }>> {
+      return withTenant(db, tenantId, async (trx) => {
+        const roles = await rbacQueries.listRoles(trx);
+        const pairs = await rbacQueries.holders(trx, tenantId);
+        return roles.map((role) => ({ id: role.id, name: role.name, userIds: pairs.filter((pair) => pair.role_id === role.id).map((pair) => pair.user_id) }));
+      });
+    },
+
     async roleIdByName(tenantId: string, name: string): Promise<string | undefined> {
       return (await withTenant(db, tenantId, (trx) => rbacQueries.findRoleByName(trx, name)))?.id;
     },
 
     // Roles held directly or through inclusion, and the permissions they carry per API.
     async effectiveAccess(tenantId: string, subjectType: SubjectType, subjectId: string): Promise<EffectiveAccess> {
-      const key = `rbac:{${tenantId}}:${await epoch(tenantId)}:${subjectType}:${subjectId}`;
-      const cached = await hot.get(key);
-      if (cached) return JSON.parse(cached);
+      // The tenant's epoch and the cached entry in one round trip (both reads leave in one write);
+      // an entry made under an older epoch predates a change and is read again.
+      const key = `rbac:{${tenantId}}:access:${subjectType}:${subjectId}`;
+      const [current, cached] = await Promise.all([hot.get(epochKey(tenantId)), hot.get(key)]);
+      if (current && cached) {
+        const entry = JSON.parse(cached) as { epoch: string; access: EffectiveAccess };
+        if (entry.epoch === current) return entry.access;
+      }
+      const madeUnder = current ?? (await epoch(tenantId));
       const rows = await withTenant(db, tenantId, (trx) => rbacQueries.effective(trx, subjectType, subjectId));
       const roles = [...new Set(rows.map((row) => row.name))].sort();
       const permissions: Record<string, string[]> = {};
@@ -262,7 +277,7 @@ export function createRbacService(db: Database, hot: HotStore, apis: ApiResource
       }
       for (const api of Object.keys(permissions)) permissions[api] = [...new Set(permissions[api])].sort();
       const access = { roles, permissions };
-      await hot.set(key, JSON.stringify(access), CACHE_SECONDS);
+      await hot.set(key, JSON.stringify({ epoch: madeUnder, access }), CACHE_SECONDS);
       return access;
     },
 

@@ -102,6 +102,11 @@ export const sessionQueries = {
       .select(COLUMNS);
   },
 
+  // Every row of a user, ended ones too, newest sign-in first (GDPR export).
+  listAll(trx: TenantTransaction, tenantId: string, userId: string, limit: number): Promise<UserSessionRow[]> {
+    return trx('user_sessions').where({ tenant_id: tenantId, user_id: userId }).orderBy('created_at', 'desc').limit(limit).select(COLUMNS);
+  },
+
   findOpen(trx: TenantTransaction, tenantId: string, userId: string, id: string): Promise<UserSessionRow | undefined> {
     return trx('user_sessions').where({ tenant_id: tenantId, user_id: userId, id }).whereNull('ended_at').first(COLUMNS);
   },

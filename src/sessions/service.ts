@@ -51,6 +51,21 @@ export interface SessionPolicy {
 
 export type SessionExpiry = 'idle' | 'absolute';
 
+// Who ended sessions and why: recorded (session.revoke + session.revoked) in the transaction that
+// marks the rows ended, so a sign-out and its record exist together or not at all.
+export interface SessionRevocation {
+  origin: ChangeOrigin;
+  // The session.revoked event's reason.
+  reason: string;
+  // Kept in the audit entry beside the session id.
+  details: Record<string, unknown>;
+}
+
+// An administrator's (or the command line's) revocation through the admin API or CLI.
+export function revokedByAdmin(origin: ChangeOrigin | undefined): SessionRevocation {
+  return { origin: origin ?? {}, reason: 'admin', details: { via: 'admin' } };
+}
+
 export interface LoginAdmission {
   // The sign-in may complete; false: the concurrent-session limit refuses it.
   allowed: boolean;
@@ -224,36 +239,43 @@ export function createSessionService(deps: SessionServiceDependencies) {
       return live.filter((row) => !expired.includes(row)).map(toSession);
     },
 
+    // Every device session recorded for the user, ended ones with their end, newest first.
+    async history(tenantId: string, userId: string, limit = 1000): Promise<Array<DeviceSession & { endedAt: Date | null }>> {
+      if (!isUuid(tenantId) || !isUuid(userId)) return [];
+      const rows = await withTenant(db, tenantId, (trx) => sessionQueries.listAll(trx, tenantId, userId, limit));
+      return rows.map((row) => ({ ...toSession(row), endedAt: row.ended_at ? new Date(row.ended_at) : null }));
+    },
+
     // Signs the user out of one session: the provider session and its grants go, the row is ended.
-    // With `revokedBy` (an administrator, the command line) the revocation is recorded here; the
-    // person's own sign-outs are recorded by the account pages.
-    async end(tenantId: string, userId: string, sessionId: string, revokedBy?: ChangeOrigin): Promise<void> {
+    // With `revokedBy` the revocation is recorded with the row's end; without, nothing is (the
+    // tenant's limits ending a session are no one's act).
+    async end(tenantId: string, userId: string, sessionId: string, revokedBy?: SessionRevocation): Promise<void> {
       if (!isUuid(tenantId) || !isUuid(userId) || !isUuid(sessionId)) throw notFound(sessionId);
       const row = await withTenant(db, tenantId, (trx) => sessionQueries.findOpen(trx, tenantId, userId, sessionId));
       if (!row) throw notFound(sessionId);
-      await endRows(tenantId, [row], revokedBy && { userId, origin: revokedBy });
+      await endRows(tenantId, [row], revokedBy);
     },
 
     // Signs the user out everywhere but in the session they act from, named by its row id or its
     // provider session uid (the row may be missing or written late: record() is best effort, so
     // the uid alone must be enough to keep it); returns how many sessions ended.
-    async endAllExcept(tenantId: string, userId: string, keep: { sessionId?: string; sid?: string }): Promise<number> {
+    async endAllExcept(tenantId: string, userId: string, keep: { sessionId?: string; sid?: string }, revokedBy?: SessionRevocation): Promise<number> {
       if (!isUuid(tenantId) || !isUuid(userId)) return 0;
       const rows = await withTenant(db, tenantId, (trx) => sessionQueries.listOpen(trx, tenantId, userId));
       const others = rows.filter((row) => row.id !== keep.sessionId && row.sid !== keep.sid);
-      await endRows(tenantId, others);
+      await endRows(tenantId, others, revokedBy);
       return others.length;
     },
 
     // Signs the user out everywhere, the session they act from included (named by its provider
     // session uid too, in case its row is missing); returns how many ended.
-    async endAll(tenantId: string, userId: string, current: { sid?: string } = {}, revokedBy?: ChangeOrigin): Promise<number> {
+    async endAll(tenantId: string, userId: string, current: { sid?: string } = {}, revokedBy?: SessionRevocation): Promise<number> {
       if (!isUuid(tenantId) || !isUuid(userId)) return 0;
       const rows = await withTenant(db, tenantId, (trx) => sessionQueries.listOpen(trx, tenantId, userId));
       if (current.sid && !rows.some((row) => row.sid === current.sid) && (await deps.providerSessionAccount(current.sid)) === userId) {
         await deps.endProviderSession(current.sid);
       }
-      await endRows(tenantId, rows, revokedBy && { userId, origin: revokedBy });
+      await endRows(tenantId, rows, revokedBy);
       return rows.length;
     },
 
@@ -336,16 +358,16 @@ export function createSessionService(deps: SessionServiceDependencies) {
   };
 
   // The provider session first: if that fails the row stays open and the user can try again.
-  async function endRows(tenantId: string, rows: UserSessionRow[], revocation?: { userId: string; origin: ChangeOrigin }): Promise<void> {
+  async function endRows(tenantId: string, rows: UserSessionRow[], revocation?: SessionRevocation): Promise<void> {
     if (!rows.length) return;
     for (const row of rows) await deps.endProviderSession(row.sid);
     await withTenant(db, tenantId, async (trx) => {
       await sessionQueries.markEnded(trx, tenantId, rows.map((row) => row.id), now());
       if (!revocation) return;
       for (const row of rows) {
-        const { userId } = revocation;
-        await deps.audit.record(trx, { tenantId, type: 'session.revoke', outcome: 'success', ...originOf(revocation.origin), target: { type: 'user', id: userId }, details: { sessionId: row.id, via: 'admin' } });
-        await deps.outbox.enqueue(trx, { tenantId, type: 'session.revoked', data: { userId, sessionId: row.id, reason: 'admin' } });
+        const userId = row.user_id;
+        await deps.audit.record(trx, { tenantId, type: 'session.revoke', outcome: 'success', ...originOf(revocation.origin), target: { type: 'user', id: userId }, details: { sessionId: row.id, ...revocation.details } });
+        await deps.outbox.enqueue(trx, { tenantId, type: 'session.revoked', data: { userId, sessionId: row.id, reason: revocation.reason } });
       }
     });
   }

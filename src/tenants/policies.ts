@@ -3,6 +3,39 @@ import { z } from 'zod';
 
 const cidr = z.string().refine(isCidr, { message: 'must be an IPv4 or IPv6 CIDR range, such as 10.0.0.0/8 or 2001:db8::/32' });
 
+export const LOCKOUT_DEFAULTS = {
+  maxFailures: 10,
+  failureWindowSeconds: 900,
+  baseLockoutSeconds: 60,
+  maxLockoutSeconds: 3600,
+  permanentAfterLockouts: 0,
+  lockoutMemorySeconds: 86_400,
+  delayStepMs: 250,
+  maxDelayMs: 2000,
+};
+
+// Consecutive failed passwords per identifier: a small growing delay, then a lockout that doubles
+// with each repetition (base .. max), and optionally a permanent one only an administrator lifts.
+const lockoutPolicySchema = z
+  .object({
+    // Failed passwords in a row (within failureWindowSeconds) that lock the identifier; 0: never.
+    maxFailures: z.number().int().min(0).max(1000).default(LOCKOUT_DEFAULTS.maxFailures),
+    failureWindowSeconds: z.number().int().min(1).max(86_400).default(LOCKOUT_DEFAULTS.failureWindowSeconds),
+    baseLockoutSeconds: z.number().int().min(1).max(86_400).default(LOCKOUT_DEFAULTS.baseLockoutSeconds),
+    maxLockoutSeconds: z.number().int().min(1).max(2_592_000).default(LOCKOUT_DEFAULTS.maxLockoutSeconds),
+    // The Nth lockout (without a successful sign-in between) is permanent; 0: never.
+    permanentAfterLockouts: z.number().int().min(0).max(100).default(LOCKOUT_DEFAULTS.permanentAfterLockouts),
+    // How long earlier lockouts count towards the back-off and the permanent lockout.
+    lockoutMemorySeconds: z.number().int().min(1).max(2_592_000).default(LOCKOUT_DEFAULTS.lockoutMemorySeconds),
+    // Added to the answer of each failed password after the first, up to maxDelayMs.
+    delayStepMs: z.number().int().min(0).max(5000).default(LOCKOUT_DEFAULTS.delayStepMs),
+    maxDelayMs: z.number().int().min(0).max(10_000).default(LOCKOUT_DEFAULTS.maxDelayMs),
+  })
+  .strict()
+  .refine((policy) => policy.maxLockoutSeconds >= policy.baseLockoutSeconds, { message: 'maxLockoutSeconds must be at least baseLockoutSeconds', path: ['maxLockoutSeconds'] });
+
+export type LockoutPolicy = z.infer<typeof lockoutPolicySchema>;
+
 export const tenantPoliciesSchema = z
   .object({
     mfa: z.enum(['off', 'admins', 'all']).default('off'),
@@ -29,6 +62,8 @@ export const tenantPoliciesSchema = z
       .strict()
       .default({ onLimit: 'end_oldest' }),
     allowedIpRanges: z.array(cidr).max(500).default([]),
+    // Password sign-in brute-force protection (src/security/brute-force.ts, docs/login-experience.md).
+    lockout: lockoutPolicySchema.default(LOCKOUT_DEFAULTS),
   })
   .strict();
 

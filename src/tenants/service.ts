@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { isUuid } from '../ids.ts';
 import type { Database } from '../store/database.ts';
 import type { HotStore } from '../store/hot-store.ts';
+import { LRUCache } from 'lru-cache';
 import { BroadcastCache } from '../store/local-cache.ts';
 import type { RbacService } from '../rbac/service.ts';
 import { ConflictError, NotFoundError, ValidationError, VersionMismatchError, fieldErrors } from '../errors.ts';
@@ -107,7 +108,16 @@ export function createTenantService(db: Database, rbac: RbacService, adminApi: (
 
   // The policies are read on hot paths (every refresh asks for the session policy); a change
   // evicts them on every instance.
-  const policyCache = new BroadcastCache<TenantPolicies>(hot, 'tenants:changed', { max: 10_000, ttlSeconds: 60 });
+  // Tenants are read on every sign-in and admin call and change rarely: cached per instance, evicted
+  // on every instance at a change (at most a minute stale if a change notice is lost). Slugs never
+  // change, so a slug maps to its id until the tenant is gone.
+  const tenantCache = new BroadcastCache<Tenant>(hot, 'tenants:changed', { max: 10_000, ttlSeconds: 60 });
+  const slugIds = new LRUCache<string, string>({ max: 10_000 });
+
+  async function cachedTenant(id: string): Promise<Tenant> {
+    const tenant = await tenantCache.get(id, async () => toTenant(await requireTenant(id)));
+    return tenant!;
+  }
 
   async function requireTenant(id: string): Promise<TenantRow> {
     const row = isUuid(id) ? await queries.find(id) : undefined;
@@ -160,20 +170,26 @@ export function createTenantService(db: Database, rbac: RbacService, adminApi: (
       await db.transaction((trx) => createSystemRoles(trx, platformTenantId, definitions));
     },
 
+    // A copy: callers may change what they get without changing the cache.
     async get(id: string): Promise<Tenant> {
-      return toTenant(await requireTenant(id));
+      return structuredClone(await cachedTenant(id));
     },
 
-    // The tenant's policies, cached per instance (at most a minute stale if a change notice is lost).
     async policies(id: string): Promise<TenantPolicies> {
-      const policies = await policyCache.get(id, async () => toTenant(await requireTenant(id)).policies);
-      return policies!;
+      return structuredClone((await cachedTenant(id)).policies);
     },
 
-    start: () => policyCache.start(),
+    start: () => tenantCache.start(),
 
     async findBySlug(slug: string): Promise<Tenant | undefined> {
+      const knownId = slugIds.get(slug);
+      if (knownId) {
+        const tenant = await cachedTenant(knownId).catch(() => undefined);
+        if (tenant?.slug === slug) return structuredClone(tenant);
+        slugIds.delete(slug);
+      }
       const row = await queries.findBySlug(slug);
+      if (row) slugIds.set(slug, row.id);
       return row ? toTenant(row) : undefined;
     },
 
@@ -206,7 +222,7 @@ export function createTenantService(db: Database, rbac: RbacService, adminApi: (
         await record(trx, id, 'tenant.update', changeDetails(auditView(toTenant(current)), auditView(after)), origin);
         return after;
       });
-      await policyCache.invalidate(id);
+      await tenantCache.invalidate(id);
       return tenant;
     },
 
@@ -218,7 +234,7 @@ export function createTenantService(db: Database, rbac: RbacService, adminApi: (
         if (!(await tenantQueries(trx).delete(id))) throw new NotFoundError(`no tenant ${id}`);
         await record(trx, DEFAULT_TENANT_ID, 'tenant.delete', changeDetails(auditView(toTenant(tenant)), null), origin, id);
       });
-      await policyCache.invalidate(id);
+      await tenantCache.invalidate(id);
     },
   };
 }

@@ -17,6 +17,12 @@ export const ADMIN_API_PERMISSIONS = [
   'rbac:check',
   'users:impersonate',
   'audit:read',
+  'apikeys:read',
+  'apikeys:write',
+  // GDPR export and erasure of a user, compliance reports (docs/privacy.md).
+  'users:export',
+  'users:erase',
+  'reports:read',
 ] as const;
 
 export type AdminPermission = (typeof ADMIN_API_PERMISSIONS)[number];
@@ -27,7 +33,7 @@ export const IMPERSONATION_PERMISSION = 'users:impersonate' satisfies AdminPermi
 
 export function systemRoleDefinitions(adminApi: string, platform: boolean) {
   const grant = (...permissions: AdminPermission[]) => permissions.map((permission) => ({ api: adminApi, permission }));
-  const tenantAdmin = grant('tenants:read', 'users:read', 'users:write', 'sessions:read', 'sessions:write', 'webhooks:read', 'webhooks:write', 'roles:read', 'roles:write', 'clients:read', 'clients:write', 'apis:read', 'rbac:check', 'audit:read');
+  const tenantAdmin = grant('tenants:read', 'users:read', 'users:write', 'sessions:read', 'sessions:write', 'webhooks:read', 'webhooks:write', 'roles:read', 'roles:write', 'clients:read', 'clients:write', 'apis:read', 'rbac:check', 'audit:read', 'apikeys:read', 'apikeys:write', 'users:export', 'users:erase', 'reports:read');
   return [
     // In the platform tenant, root-admin manages every tenant and the APIs.
     { name: 'root-admin', description: platform ? 'Manages the platform: every tenant, API and client' : 'Full control of this tenant', permissions: platform ? grant(...ADMIN_API_PERMISSIONS.filter((permission) => permission !== IMPERSONATION_PERMISSION)) : [...tenantAdmin, ...grant('tenants:write')] },

@@ -116,6 +116,29 @@ export const userQueries = {
       .update({ last_login_at: trx.raw('greatest(coalesce(last_login_at, ?::timestamptz), ?::timestamptz)', [at, at]) });
   },
 
+  // When the user last signed in (null: never), for exports and reports.
+  async lastLogin(trx: TenantTransaction, tenantId: string, id: string): Promise<Date | null | undefined> {
+    const row = await trx('users').where({ tenant_id: tenantId, id }).whereNull('deleted_at').first('last_login_at');
+    return row ? (row.last_login_at ? new Date(row.last_login_at) : null) : undefined;
+  },
+
+  // Live users who have not signed in since `before` (never signed in: created before it), the
+  // longest idle first.
+  dormant(trx: TenantTransaction, tenantId: string, before: Date, limit: number): Promise<Array<UserRow & { last_login_at: Date | null }>> {
+    return selectUser(trx('users'), trx)
+      .select('users.last_login_at')
+      .where('users.tenant_id', tenantId)
+      .whereNull('users.deleted_at')
+      .where((idle) => idle.where('users.last_login_at', '<', before).orWhere((never) => never.whereNull('users.last_login_at').andWhere('users.created_at', '<', before)))
+      .orderByRaw('coalesce(users.last_login_at, users.created_at), users.id')
+      .limit(limit);
+  },
+
+  async liveIds(trx: TenantTransaction, tenantId: string): Promise<string[]> {
+    const rows: Array<{ id: string }> = await trx('users').where({ tenant_id: tenantId }).whereNull('deleted_at').select('id');
+    return rows.map((row) => row.id);
+  },
+
   async hardDelete(trx: TenantTransaction, tenantId: string, id: string): Promise<boolean> {
     return (await trx('users').where({ tenant_id: tenantId, id }).delete(['id'])).length > 0;
   },

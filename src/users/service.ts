@@ -411,20 +411,51 @@ export function createUserService(deps: UserServiceDependencies) {
       await deps.onAccessRevoked(id, { tenantId, reason: 'deleted' });
     },
 
-    // Removes the row, also of a soft-deleted user.
-    async hardDelete(tenantId: string, id: string, origin?: ChangeOrigin): Promise<void> {
+    // Removes the row, also of a soft-deleted user. For a GDPR erasure (`reason: 'erasure'`, said
+    // in the entry and the event), `inTransaction` runs last in the deletion's transaction.
+    async hardDelete(
+      tenantId: string,
+      id: string,
+      origin?: ChangeOrigin,
+      options: { reason?: 'erasure'; inTransaction?: (trx: TenantTransaction, user: User) => Promise<void> } = {},
+    ): Promise<void> {
       requireTenantId(tenantId);
       if (!isUuid(id)) throw notFound(id);
+      const reason = options.reason ? { reason: options.reason } : {};
       const removed = await withTenant(db, tenantId, async (trx) => {
         const current = await userQueries.find(trx, tenantId, id, { includeDeleted: true, forUpdate: true });
         if (!current || !(await userQueries.hardDelete(trx, tenantId, id))) return false;
         await deps.forgetRoles(trx, id);
-        await recordChange(trx, 'user.delete', toUser(current), { hard: true }, origin);
-        await deps.outbox.enqueue(trx, { tenantId, type: 'user.deleted', data: { userId: id, hard: true } });
+        await recordChange(trx, 'user.delete', toUser(current), { hard: true, ...reason }, origin);
+        await deps.outbox.enqueue(trx, { tenantId, type: 'user.deleted', data: { userId: id, hard: true, ...reason } });
+        await options.inTransaction?.(trx, toUser(current));
         return true;
       });
       if (!removed) throw notFound(id);
       await deps.onAccessRevoked(id, { tenantId, reason: 'deleted' });
+    },
+
+    // When the user last signed in (null: never); NotFoundError for no such live user.
+    async lastLoginAt(tenantId: string, id: string): Promise<Date | null> {
+      requireTenantId(tenantId);
+      if (!isUuid(id)) throw notFound(id);
+      const at = await withTenant(db, tenantId, (trx) => userQueries.lastLogin(trx, tenantId, id));
+      if (at === undefined) throw notFound(id);
+      return at;
+    },
+
+    // Live users without a sign-in since `before` (those never signed in count from their
+    // creation), the longest idle first, at most `limit`.
+    async dormant(tenantId: string, before: Date, limit: number): Promise<Array<User & { lastLoginAt: Date | null }>> {
+      requireTenantId(tenantId);
+      const rows = await withTenant(db, tenantId, (trx) => userQueries.dormant(trx, tenantId, before, limit));
+      return rows.map((row) => ({ ...toUser(row), lastLoginAt: row.last_login_at ? new Date(row.last_login_at) : null }));
+    },
+
+    // The ids of the tenant's live (not deleted) users.
+    liveIds(tenantId: string): Promise<string[]> {
+      requireTenantId(tenantId);
+      return withTenant(db, tenantId, (trx) => userQueries.liveIds(trx, tenantId));
     },
 
     // Password sign-in within a tenant. Spends exactly one argon2id verification whatever the

@@ -156,6 +156,9 @@ forEachBackend('audit entries and events of sign-in and credentials', (backend) 
     const [event] = await events((candidate) => candidate.type === 'auth.login.success' && candidate.data.userId === person.id);
     expect(event.data).to.deep.equal({ userId: person.id, clientId: app.clientId, amr: ['pwd'] });
 
+    const openSessions = () => instance.runtime.sessions.countTenant(tenant.id, { userId: person.id });
+    expect(await openSessions()).to.equal(1);
+
     const end = new URL(`${issuer}/session/end`);
     end.search = new URLSearchParams({ id_token_hint: tokens.id_token!, post_logout_redirect_uri: POST_LOGOUT_REDIRECT_URI, client_id: app.clientId }).toString();
     const { response } = await agent.follow(end, issuer);
@@ -168,6 +171,8 @@ forEachBackend('audit entries and events of sign-in and credentials', (backend) 
     expect(logout).to.deep.include({ type: 'auth.logout', outcome: 'success', targetRef: app.clientId });
     expect(logout.details).to.deep.equal({ clientId: app.clientId, sessionEnded: true });
     expectContext(logout);
+    // The device session ended with it: tenant-wide counts drop at once, not at the next purge.
+    expect(await openSessions()).to.equal(0);
   });
 
   it('records a refused password alike for an unknown identifier and a wrong password', async () => {

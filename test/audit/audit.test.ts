@@ -96,7 +96,7 @@ forEachBackend('audit trail over the admin API', (backend) => {
       await audit.record(undefined, { tenantId, type: 'auth.login', outcome: 'failure', actor: { type: 'user', id: bob }, details: { reason: 'bad password', password: 'hunter2' } });
       // Recorded inside the caller's transaction.
       await runtime.db.transaction((trx) =>
-        audit.record(trx, { tenantId, type: 'admin.user.update', outcome: 'success', actor: aliceActor, target: { type: 'user', id: bob, email: 'bob@example.com' }, details: changeDetails({ email: 'bob@old.example', role: 'staff', apiKey: 'k1' }, { email: 'bob@example.com', role: 'admin', apiKey: 'k2' }) }),
+        audit.record(trx, { tenantId, type: 'admin.user.update', outcome: 'success', actor: aliceActor, target: { type: 'user', id: bob, email: 'bob@example.com' }, details: changeDetails({ email: 'bob@old.example', role: 'staff', apiKey: 'k1', accessTokenTtl: 300 }, { email: 'bob@example.com', role: 'admin', apiKey: 'k2', accessTokenTtl: 600 }) }),
       );
       await audit.record(undefined, { tenantId, type: 'auth.logout', outcome: 'success', actor: aliceActor });
       await audit.record(undefined, { tenantId, type: 'apikey.create', outcome: 'success', actor: aliceActor, target: { ref: 'key-123' }, details: { note: 'call me on +44 20 7946 0958 maybe', contact: '+44 20 7946 0958' } });
@@ -113,7 +113,9 @@ forEachBackend('audit trail over the admin API', (backend) => {
       expect(failure.outcome).to.equal('failure');
       expect(failure.details).to.deep.equal({ reason: 'bad password', password: '[masked]' });
       expect(update.target).to.include({ type: 'user', id: bob, email: 'bob@example.com' });
+      // A name that says what a field measures (…Ttl) is no secret, though it contains "token".
       expect(update.details).to.deep.equal({ changes: [
+        { field: 'accessTokenTtl', before: 300, after: 600 },
         { field: 'apiKey', before: '[masked]', after: '[masked]' },
         { field: 'email', before: '[personal]', after: '[personal]' },
         { field: 'role', before: 'staff', after: 'admin' },

@@ -32,15 +32,17 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function startInstance(env: Record<string, string>, options: { issuer?: string; port?: number } = {}): Promise<Instance> {
+// `https`: served over TLS (env must set TLS_CERT_FILE and TLS_KEY_FILE).
+export async function startInstance(env: Record<string, string>, options: { issuer?: string; port?: number; https?: boolean } = {}): Promise<Instance> {
   const port = options.port ?? (await freePort());
-  const issuer = options.issuer ?? `http://127.0.0.1:${port}`;
+  const scheme = options.https ? 'https' : 'http';
+  const issuer = options.issuer ?? `${scheme}://127.0.0.1:${port}`;
   const config = loadConfig({ ...TEST_ENV, ...env, ISSUER: issuer, PORT: String(port), HOST: '127.0.0.1' });
   const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const runtime = await createRuntime(config, { serve: true, log });
   const server = await startServer(runtime, { port, host: '127.0.0.1' });
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${scheme}://127.0.0.1:${port}`,
     runtime,
     server,
     async stop() {

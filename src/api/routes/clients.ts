@@ -15,6 +15,20 @@ const clientBody = z
     firstParty: z.boolean().optional(),
     backchannelLogoutUri: z.string().max(2048).optional(),
     jwksUri: z.string().max(2048).optional(),
+    // Public keys for private_key_jwt, or the certificates (x5c) for self_signed_tls_client_auth.
+    jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(20) }).strict().optional(),
+    // tls_client_auth: the one certificate subject the client's certificate must carry (RFC 8705 §2.1.2).
+    tlsClientAuth: z
+      .object({
+        subjectDn: z.string().min(1).max(1024).optional(),
+        sanDns: z.string().min(1).max(253).optional(),
+        sanIp: z.string().min(1).max(45).optional(),
+        sanEmail: z.string().min(1).max(320).optional(),
+        sanUri: z.string().min(1).max(2048).optional(),
+      })
+      .strict()
+      .optional(),
+    certificateBoundAccessTokens: z.boolean().optional(),
   })
   .strict();
 const clientParams = tenantParams.extend({ clientId: z.string().min(1).max(255) }).strict();

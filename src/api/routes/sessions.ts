@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { route, type RouteDefinition } from '../route-table.ts';
 import { decodeCursor, encodeCursor, tenantParams, uuid } from '../schemas.ts';
 import type { ApiServices } from '../services.ts';
-import type { DeviceSession } from '../../sessions/service.ts';
+import { revokedByAdmin, type DeviceSession } from '../../sessions/service.ts';
 import { sessionView } from '../../sessions/view.ts';
 import { ValidationError } from '../../errors.ts';
 
@@ -52,7 +52,7 @@ export function sessionRoutes({ users, sessions }: ApiServices): RouteDefinition
       params: sessionParams, responses: { 204: 'Ended', 404: 'No such user, or no such active session of the user' },
       async handler({ params, origin }) {
         await users.get(params.tenantId, params.userId);
-        await sessions.end(params.tenantId, params.userId, params.sessionId, origin);
+        await sessions.end(params.tenantId, params.userId, params.sessionId, revokedByAdmin(origin));
         return {};
       },
     }),
@@ -61,7 +61,7 @@ export function sessionRoutes({ users, sessions }: ApiServices): RouteDefinition
       params: userParams, responses: { 200: 'How many sessions ended', 404: 'No such user in this tenant' },
       async handler({ params, origin }) {
         await users.get(params.tenantId, params.userId);
-        return { body: { ended: await sessions.endAll(params.tenantId, params.userId, {}, origin) } };
+        return { body: { ended: await sessions.endAll(params.tenantId, params.userId, {}, revokedByAdmin(origin)) } };
       },
     }),
     route({

@@ -26,7 +26,7 @@ function present(user: User) {
   return { ...user, createdAt: user.createdAt.toISOString(), updatedAt: user.updatedAt.toISOString() };
 }
 
-export function userRoutes({ users, credentials }: ApiServices): RouteDefinition[] {
+export function userRoutes({ users, credentials, lockouts }: ApiServices): RouteDefinition[] {
   return [
     route({
       method: 'get', path: '/tenants/:tenantId/users', tag: 'users', summary: 'List users (filters combine; keyset pages)', permission: 'users:read', tenantRule: 'tenant',
@@ -87,6 +87,16 @@ export function userRoutes({ users, credentials }: ApiServices): RouteDefinition
       async handler({ params, body, origin }) {
         const result = await credentials.adminReset(params.tenantId, params.userId, body.mode, undefined, origin);
         return result.temporaryPassword ? { status: 200, body: { temporaryPassword: result.temporaryPassword } } : { status: 202, body: {} };
+      },
+    }),
+    route({
+      method: 'post', path: '/tenants/:tenantId/users/:userId/unlock', tag: 'users',
+      summary: 'Lift the sign-in lockout of a user: a temporary one and a permanent one (only an administrator can lift that); recorded as security.unlock',
+      permission: 'users:write', tenantRule: 'tenant',
+      params: userParams, responses: { 204: 'Unlocked (also when nothing was locked)', 404: 'No such user in this tenant' },
+      async handler({ params, origin }) {
+        await lockouts.unlock(params.tenantId, params.userId, { via: 'admin', origin });
+        return {};
       },
     }),
     route({
