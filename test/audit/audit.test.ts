@@ -16,29 +16,9 @@ import { changeDetails } from '../../src/audit/mask.ts';
 import { ADMIN_API_PERMISSIONS } from '../../src/tenants/system-roles.ts';
 import { DEFAULT_TENANT_ID } from '../../src/tenants/constants.ts';
 import type { AuditEntry } from '../../src/audit/service.ts';
+import { parseCsv } from '../helpers/csv.ts';
 
 const SLOW = 120_000;
-
-// RFC 4180: quoted cells may hold commas, quotes ("") and line breaks.
-function parseCsv(text: string): string[][] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let cell = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const char = text[i];
-    if (quoted) {
-      if (char === '"' && text[i + 1] === '"') { cell += '"'; i++; }
-      else if (char === '"') quoted = false;
-      else cell += char;
-    } else if (char === '"') quoted = true;
-    else if (char === ',') { row.push(cell); cell = ''; }
-    else if (char === '\r' && text[i + 1] === '\n') { row.push(cell); rows.push(row); row = []; cell = ''; i++; }
-    else cell += char;
-  }
-  if (cell || row.length) { row.push(cell); rows.push(row); }
-  return rows;
-}
 
 let counter = 0;
 const unique = (prefix: string) => `${prefix}-${process.pid}-${++counter}`;

@@ -11,26 +11,10 @@ import { authorizationRequest, discover, loginWithCode, REDIRECT_URI } from '../
 import { ADMIN_API_PERMISSIONS } from '../../src/tenants/system-roles.ts';
 import { currentTotpCode } from '../../src/mfa/totp.ts';
 import { up as grantPrivacyPermissions } from '../../migrations/20261123_018_privacy_permissions.ts';
+import { parseCsv } from '../helpers/csv.ts';
 
 const PASSWORD = 'a long and unusual passphrase 42';
 const DAY_MS = 86_400_000;
-
-// RFC 4180 as the reports write it: quoted cells may hold commas, quotes ("") and line breaks.
-function parseCsv(text: string): string[][] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let cell = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const char = text[i];
-    if (quoted) {
-      if (char === '"' && text[i + 1] === '"') { cell += '"'; i++; } else if (char === '"') quoted = false; else cell += char;
-    } else if (char === '"') quoted = true;
-    else if (char === ',') { row.push(cell); cell = ''; } else if (char === '\r' && text[i + 1] === '\n') { row.push(cell); rows.push(row); row = []; cell = ''; i++; } else cell += char;
-  }
-  expect(cell, 'the CSV ends with CRLF').to.equal('');
-  return rows;
-}
 
 forEachBackend('compliance reports', (backend) => {
   let store: BackendEnv;
@@ -74,7 +58,9 @@ forEachBackend('compliance reports', (backend) => {
     const response = await call(admin, 'GET', `/tenants/${tenant}/reports/${name}${query}`, undefined, headers);
     expect(response.status).to.equal(200);
     expect(response.headers.get('content-type')).to.match(/^text\/csv/);
-    return parseCsv(await response.text());
+    const text = await response.text();
+    expect(text.endsWith('\r\n'), 'the CSV ends with CRLF').to.equal(true);
+    return parseCsv(text);
   }
 
   async function refusePassword(identifier: string): Promise<void> {
