@@ -46,7 +46,6 @@ import { createApiKeyService, type ApiKeyService } from './apikeys/service.ts';
 import { createVerifier, type ApiKeyVerifier } from './apikeys/verifier.ts';
 import { createUsageTracker, type UsageTracker } from './apikeys/usage.ts';
 import { startUsageFlush } from './apikeys/flush-job.ts';
-import { enableApiKeyExchange } from './oidc/token-exchange.ts';
 
 export interface Runtime {
   config: Config;
@@ -189,7 +188,9 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
     });
     const sessionPolicy = createSessionPolicyHooks({ sessions, users });
     const identities = createIdentityLinkService({ db });
-    providerHost = new ProviderHost({ config, cookieKeys: secrets.cookieKeys, db, hot, log, clients, users, apis, rbac, loginTenant, keys, views, sessionActivity: sessions, sessionPolicy, revocationBus: revocations, audit });
+    // The API key verifier is built further down; the token exchange calls it only while serving.
+    const apiKeysForExchange = { verify: (value: string, ip: string | undefined) => apiKeyVerifier!.verify(value, ip) };
+    providerHost = new ProviderHost({ config, cookieKeys: secrets.cookieKeys, db, hot, log, clients, users, apis, rbac, loginTenant, keys, views, sessionActivity: sessions, sessionPolicy, revocationBus: revocations, audit, apiKeys: apiKeysForExchange, ipRules });
     const privacy = createPrivacyService({ users, rbac, mfa, sessions, identities, grantsOf: (userId) => providerHost!.grantsOf(userId), db, apiKeysOf: (tenantId, userId) => apiKeys.list(tenantId, { limit: 200, ownerType: 'user', ownerId: userId }), audit, outbox: events.outbox });
     const compliance = createComplianceService({ audit, users, rbac, mfa });
     await keys.ensureKeys();
@@ -215,7 +216,6 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       log,
     });
     const apiKeys = createApiKeyService({ db, rbac, users, clients, audit, outbox: events.outbox, verifier: apiKeyVerifier, environment: config.apiKeys.environment, defaultRateLimit: config.apiKeys.rateLimit, now });
-    enableApiKeyExchange(clients, apiKeyVerifier);
     const stopUsageFlush = options.serve ? startUsageFlush(apiKeyUsage, log, config.apiKeys.usageFlushIntervalSeconds) : () => {};
     const stopSessionPurge = options.serve ? startSessionPurge(sessions, log, config.purgeIntervalSeconds) : () => {};
     const stopLagProbe = options.serve ? sampleOutboxLagOnScrape(() => events.outbox.lagSeconds()) : () => {};

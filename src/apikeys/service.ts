@@ -17,7 +17,8 @@ import type { ClientService } from '../clients/service.ts';
 import { originOf, type ChangeOrigin } from '../audit/origin.ts';
 import { generateKey, maskedKey } from './format.ts';
 import { apiKeyQueries, isoDay, type ApiKeyRow, type KeyPermission, type UsageRow } from './queries.ts';
-import { allowListProblem, MAX_ALLOWED_IPS } from './ip-allow-list.ts';
+import { MAX_ALLOWED_IPS } from './ip-allow-list.ts';
+import { isCidr } from '../security/cidr.ts';
 import type { ApiKeyVerifier, OwnerType } from './verifier.ts';
 
 export type { KeyPermission } from './queries.ts';
@@ -128,8 +129,7 @@ export function createApiKeyService(options: ApiKeyServiceOptions) {
     if (input.expiresAt && input.expiresAt.getTime() <= now().getTime()) fields['body.expiresAt'] = 'must be in the future';
     if (input.allowedIps && input.allowedIps.length > MAX_ALLOWED_IPS) fields['body.allowedIps'] = `at most ${MAX_ALLOWED_IPS} entries`;
     for (const [index, entry] of (input.allowedIps ?? []).entries()) {
-      const problem = allowListProblem(entry);
-      if (problem) fields[`body.allowedIps.${index}`] = problem;
+      if (!isCidr(entry)) fields[`body.allowedIps.${index}`] = 'must be an IPv4 or IPv6 address or CIDR range, such as 203.0.113.0/24 or 2001:db8::/32';
     }
     if (!input.permissions.length) fields['body.permissions'] = 'name at least one permission';
     if (Object.keys(fields).length) throw new ValidationError('invalid API key', fields);

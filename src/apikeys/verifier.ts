@@ -16,7 +16,6 @@
 //      then usage counted in memory (usage.ts).
 import { LRUCache } from 'lru-cache';
 import { randomUUID } from 'node:crypto';
-import type { BlockList } from 'node:net';
 import type { HotStore } from '../store/hot-store.ts';
 import type { Database } from '../store/database.ts';
 import { digestsEqual, sha256Hex } from '../security/crypto.ts';
@@ -28,7 +27,7 @@ import type { TenantService } from '../tenants/service.ts';
 import type { Logger } from 'pino';
 import { parseKey } from './format.ts';
 import { findByPublicId, type ApiKeyRow, type KeyPermission } from './queries.ts';
-import { allows, buildAllowList } from './ip-allow-list.ts';
+import { addressList, type AddressList } from '../security/cidr.ts';
 import type { UsageTracker } from './usage.ts';
 
 export type OwnerType = 'user' | 'client';
@@ -60,7 +59,7 @@ interface CachedKey {
   ownerType: OwnerType;
   ownerId: string;
   permissions: KeyPermission[];
-  allowList?: BlockList;
+  allowList?: AddressList;
   rateLimit: number | null;
   expiresAt: number | null;
   revoked: boolean;
@@ -93,7 +92,7 @@ export function cacheEntry(row: ApiKeyRow, generation: string): CachedKey {
     ownerType: row.owner_type,
     ownerId: row.owner_id,
     permissions: row.permissions,
-    allowList: row.allowed_ips?.length ? buildAllowList(row.allowed_ips) : undefined,
+    allowList: row.allowed_ips?.length ? addressList(row.allowed_ips) : undefined,
     rateLimit: row.rate_limit,
     expiresAt: row.expires_at ? new Date(row.expires_at).getTime() : null,
     revoked: row.revoked_at !== null,
@@ -188,7 +187,7 @@ export function createVerifier(options: VerifierOptions) {
       }
       if (key.revoked) return { ok: false, reason: 'revoked' };
       if (key.expiresAt !== null && key.expiresAt <= options.now().getTime()) return { ok: false, reason: 'expired' };
-      if (key.allowList && (!ip || !allows(key.allowList, ip))) return { ok: false, reason: 'ip_not_allowed' };
+      if (key.allowList && (!ip || !key.allowList.has(ip))) return { ok: false, reason: 'ip_not_allowed' };
       const [active, tenantOk] = await Promise.all([ownerActive(key, current), tenantActive(key.tenantId)]);
       if (!active) return { ok: false, reason: 'owner_inactive' };
       if (!tenantOk) return { ok: false, reason: 'tenant_inactive' };

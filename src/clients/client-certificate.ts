@@ -5,7 +5,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { addressList, normalizeAddress, type AddressList } from '../security/cidr.ts';
+import { clientAddressResolver } from '../security/client-ip.ts';
 
 export interface ClientCertificateOptions {
   trustedProxies: string[];
@@ -17,10 +17,6 @@ export type ClientCertificateSource = (req: IncomingMessage) => X509Certificate 
 
 // A forwarded certificate is at most a few kilobytes; anything larger is refused unread.
 const MAX_HEADER_LENGTH = 16_384;
-
-function isTrustedPeer(proxies: AddressList, address: string | undefined): boolean {
-  return address !== undefined && proxies.size > 0 && proxies.has(normalizeAddress(address));
-}
 
 // The header holds either a URL-encoded PEM certificate (nginx `$ssl_client_escaped_cert`,
 // Traefik, HAProxy with url-encoding) or the base64 DER encoding (Caddy
@@ -40,15 +36,15 @@ export function parseForwardedCertificate(value: string): X509Certificate | unde
 }
 
 export function clientCertificateSource(options: ClientCertificateOptions): ClientCertificateSource {
-  // TRUSTED_PROXIES: addresses and CIDR ranges, validated by src/config.ts.
-  const proxies = addressList(options.trustedProxies);
+  // The trust decision X-Forwarded-For gets (src/security/client-ip.ts), on the socket's address.
+  const proxies = clientAddressResolver(options.trustedProxies);
   const header = options.certificateHeader?.toLowerCase();
   const perRequest = new WeakMap<IncomingMessage, { certificate?: X509Certificate }>();
   return (req) => {
     const known = perRequest.get(req);
     if (known) return known.certificate;
     let certificate: X509Certificate | undefined;
-    if (header && isTrustedPeer(proxies, req.socket.remoteAddress)) {
+    if (header && proxies.trusts(req.socket.remoteAddress ?? '')) {
       // The proxy speaks for its client: its own connection's certificate (if any) is not the client's.
       const forwarded = req.headers[header];
       certificate = typeof forwarded === 'string' ? parseForwardedCertificate(forwarded) : undefined;

@@ -68,9 +68,10 @@ export function createComplianceService(deps: ComplianceDependencies) {
     // UTC day, every day of the range listed (zero when quiet).
     async failedLogins(tenantId: string, from: Date, to: Date) {
       const counts = await deps.audit.dailyCounts(tenantId, [{ type: 'auth.login', outcome: 'failure' }, { type: 'mfa.verify', outcome: 'failure' }], from, to);
+      const countOf = new Map(counts.map((count) => [`${count.day} ${count.type}`, count.count]));
       const rows = daysBetween(from, to).map((day) => {
-        const failedPasswords = counts.find((count) => count.day === day && count.type === 'auth.login')?.count ?? 0;
-        const failedSecondFactors = counts.find((count) => count.day === day && count.type === 'mfa.verify')?.count ?? 0;
+        const failedPasswords = countOf.get(`${day} auth.login`) ?? 0;
+        const failedSecondFactors = countOf.get(`${day} mfa.verify`) ?? 0;
         return { day, failedPasswords, failedSecondFactors, total: failedPasswords + failedSecondFactors };
       });
       const total = rows.reduce((sum, row) => sum + row.total, 0);

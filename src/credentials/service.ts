@@ -26,7 +26,7 @@ import type { AuditEvent, AuditPerson, AuditService } from '../audit/service.ts'
 import type { OutboxService } from '../outbox/service.ts';
 import type { RequestContext } from '../audit/origin.ts';
 import type { Knex } from 'knex';
-import type { BruteForceProtection } from '../security/brute-force.ts';
+import { identifierDigest, type BruteForceProtection } from '../security/brute-force.ts';
 import { createRateLimiter } from '../security/rate-limiter.ts';
 
 export const RESET_TOKEN_TTL_SECONDS = 30 * 60;
@@ -100,7 +100,7 @@ export function createCredentialService(deps: CredentialServiceDependencies) {
 
   // Counts a request for this address (digest only); the refusal when over the limit.
   async function overLimit(limiter: typeof resetRequests, scope: string, address: string): Promise<RequestLimited | undefined> {
-    const decision = await limiter.consume(sha256Hex(`${scope}\n${address.trim().toLowerCase()}`));
+    const decision = await limiter.consume(identifierDigest(scope, address));
     return decision.allowed ? undefined : { limited: true, retryAfterSeconds: decision.retryAfterSeconds };
   }
 

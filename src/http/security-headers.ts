@@ -4,22 +4,17 @@
 // and nothing names the server.
 import { createHash, randomBytes } from 'node:crypto';
 import type { Context, Middleware } from 'koa';
+import type { CspSources } from '../security/captcha/index.ts';
 
-// Extra origins a page needs (a hosted CAPTCHA widget's script and frame).
-export interface ContentSources {
-  scriptSrc: string[];
-  frameSrc: string[];
-  connectSrc: string[];
-  styleSrc: string[];
-}
 
 export interface SecurityHeadersOptions {
-  extraSources?: ContentSources;
+  // Extra origins a page needs (a hosted CAPTCHA widget's script and frame).
+  extraSources?: CspSources;
 }
 
 export const HSTS = 'max-age=31536000; includeSubDomains';
 
-export function contentSecurityPolicy(nonce: string, extra?: ContentSources): string {
+export function contentSecurityPolicy(nonce: string, extra?: CspSources): string {
   const directives = [
     "default-src 'none'",
     ['script-src', `'nonce-${nonce}'`, ...(extra?.scriptSrc ?? [])].join(' '),

@@ -68,11 +68,6 @@ export const mfaQueries = {
     return deleted.length === 1;
   },
 
-  async countBackupCodes(trx: TenantTransaction, tenantId: string, userId: string): Promise<number> {
-    const [row] = await trx('mfa_backup_codes').where({ tenant_id: tenantId, user_id: userId }).count<{ count: string }[]>({ count: '*' });
-    return Number(row?.count ?? 0);
-  },
-
   // How many unused backup codes a user has and when they were issued (no codes: null).
   async backupCodesIssued(trx: TenantTransaction, tenantId: string, userId: string): Promise<{ count: number; issuedAt: Date | null }> {
     const row = await trx('mfa_backup_codes').where({ tenant_id: tenantId, user_id: userId }).first(trx.raw('count(*) AS count'), trx.raw('max(created_at) AS issued_at'));

@@ -85,18 +85,10 @@ export function createMfaService(options: MfaServiceOptions) {
     return value.trim();
   }
 
-  return {
+  const service = {
     async status(tenantId: string, userId: string): Promise<MfaStatus> {
-      requireKnown(tenantId, userId);
-      return withTenant(db, tenantId, async (trx) => {
-        const totp = await mfaQueries.findTotp(trx, tenantId, userId);
-        const active = Boolean(totp?.secret_sealed);
-        return {
-          totp: active,
-          confirmedAt: active && totp?.confirmed_at ? new Date(totp.confirmed_at) : null,
-          backupCodesRemaining: await mfaQueries.countBackupCodes(trx, tenantId, userId),
-        };
-      });
+      const { totp, backupCodes } = await service.enrolments(tenantId, userId);
+      return { totp: totp.active, confirmedAt: totp.confirmedAt, backupCodesRemaining: backupCodes.remaining };
     },
 
     // Starts (or restarts) an enrolment. The secret is not active until confirmed; an active one
@@ -170,7 +162,7 @@ export function createMfaService(options: MfaServiceOptions) {
       });
     },
 
-    // Removes TOTP (active and pending) and every backup code.
+    // What is set up, and since when (the GDPR export; status() is its summary).
     async enrolments(tenantId: string, userId: string): Promise<MfaEnrolments> {
       requireKnown(tenantId, userId);
       return withTenant(db, tenantId, async (trx) => {
@@ -193,6 +185,7 @@ export function createMfaService(options: MfaServiceOptions) {
       return withTenant(db, tenantId, (trx) => mfaQueries.usersWithTotp(trx, tenantId));
     },
 
+    // Removes TOTP (active and pending) and every backup code.
     async remove(tenantId: string, userId: string, note?: MfaAuditNote): Promise<void> {
       requireKnown(tenantId, userId);
       await withTenant(db, tenantId, async (trx) => {
@@ -202,6 +195,7 @@ export function createMfaService(options: MfaServiceOptions) {
       });
     },
   };
+  return service;
 }
 
 export type MfaService = ReturnType<typeof createMfaService>;

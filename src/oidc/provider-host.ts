@@ -32,6 +32,8 @@ import type { AuditService } from '../audit/service.ts';
 import { countTokenIssued } from '../ops/metrics.ts';
 import { installLogoutAudit } from './logout-audit.ts';
 import { installAtomicReplayDetection } from './replay-detection.ts';
+import type { ApiKeyVerifier } from '../apikeys/verifier.ts';
+import type { IpRuleService } from '../security/ip-rules.ts';
 
 export interface ProviderHostDependencies {
   config: Config;
@@ -54,6 +56,9 @@ export interface ProviderHostDependencies {
   sessionPolicy?: SessionPolicyHooks;
   // The tamper-evident audit trail (impersonations, RP-initiated logout).
   audit?: Pick<AuditService, 'record'>;
+  // API keys exchanged for access tokens (RFC 8693), under the tenant's IP rules for them.
+  apiKeys?: Pick<ApiKeyVerifier, 'verify'>;
+  ipRules?: Pick<IpRuleService, 'check'>;
 }
 
 export interface SessionActivity {
@@ -258,6 +263,8 @@ export class ProviderHost {
       verificationKeys: () => this.verificationKeys,
       isRevokedJti: (jti) => this.#revocation.isDenied(jti),
       audit: this.#deps.audit,
+      apiKeys: this.#deps.apiKeys,
+      ipRules: this.#deps.ipRules,
       resourceServerInfo: (ctx, indicator, client) => Promise.resolve(resourceServerInfo(ctx, indicator, client as never)),
     });
     const publicKeys = jwks.keys.map(publicPartOf);

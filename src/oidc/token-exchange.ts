@@ -22,6 +22,7 @@ import type { AuditService } from '../audit/service.ts';
 import { requestContext } from '../audit/origin.ts';
 import { IMPERSONATION_PERMISSION } from '../tenants/system-roles.ts';
 import type { ApiKeyVerifier } from '../apikeys/verifier.ts';
+import type { IpRuleService } from '../security/ip-rules.ts';
 
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
@@ -58,6 +59,9 @@ export interface TokenExchangeDependencies {
   resourceServerInfo: ResourceServerInfo;
   // The deny list of revoked JWT access tokens, by jti (src/oidc/revocation.ts).
   isRevokedJti?: (jti: string) => Promise<boolean>;
+  // API keys as subject tokens (src/apikeys), under the tenant's IP rules for them.
+  apiKeys?: Pick<ApiKeyVerifier, 'verify'>;
+  ipRules?: Pick<IpRuleService, 'check'>;
   // Impersonations, granted and refused, go to the tenant's audit trail.
   audit?: Pick<AuditService, 'record'>;
 }
@@ -90,14 +94,6 @@ const actors = new WeakMap<object, ActClaim>();
 export function actClaimsOf(token: object): { act: ActClaim } | undefined {
   const act = actors.get(token);
   return act && { act };
-}
-
-// The API key verifier of a runtime, keyed by its client service (one per runtime), so the grant,
-// registered anew whenever the provider is rebuilt, finds it without another dependency.
-const apiKeyVerifiers = new WeakMap<object, Pick<ApiKeyVerifier, 'verify'>>();
-
-export function enableApiKeyExchange(clients: object, verifier: Pick<ApiKeyVerifier, 'verify'>): void {
-  apiKeyVerifiers.set(clients, verifier);
 }
 
 export function registerTokenExchange(provider: Provider, deps: TokenExchangeDependencies): void {
@@ -136,7 +132,7 @@ async function exchange(provider: Provider, deps: TokenExchangeDependencies, ctx
     };
   } else if (subjectTokenType === USER_ID_TOKEN_TYPE) {
     exchanged = await impersonation(provider, deps, client.clientId, subjectToken, params, info.audience ?? indicator);
-  } else if (subjectTokenType === API_KEY_TOKEN_TYPE && apiKeyVerifiers.has(deps.clients)) {
+  } else if (subjectTokenType === API_KEY_TOKEN_TYPE && deps.apiKeys) {
     if (params.actor_token !== undefined || params.actor_token_type !== undefined) throw new errors.InvalidRequest('actor_token is not used with an API key');
     exchanged = await apiKeyExchange(deps, ctx, client.clientId, subjectToken, indicator, info.accessTokenTTL);
   } else {
@@ -206,7 +202,7 @@ async function exchange(provider: Provider, deps: TokenExchangeDependencies, ctx
 // An API key, verified like any use of it (counted and rate limited): the token is for the key's
 // owner, in the key's tenant, never beyond the key's permissions on the target or the key's expiry.
 async function apiKeyExchange(deps: TokenExchangeDependencies, ctx: TokenEndpointGrantContext<ExchangeParams>, clientId: string, value: string, indicator: string, ttl: number | undefined) {
-  const result = await apiKeyVerifiers.get(deps.clients)!.verify(value, ctx.ip);
+  const result = await deps.apiKeys!.verify(value, ctx.ip);
   if (!result.ok) {
     if (result.reason === 'rate_limited') {
       ctx.set('Retry-After', String(result.retryAfterSeconds));
@@ -215,6 +211,10 @@ async function apiKeyExchange(deps: TokenExchangeDependencies, ctx: TokenEndpoin
     throw invalidGrant('the API key is invalid, expired, revoked, not allowed from this address, or its owner is no longer active');
   }
   const { key } = result;
+  // The tenant's IP rules for API keys, as at the admin API and the verification endpoint.
+  if (deps.ipRules && !(await deps.ipRules.check(key.tenantId, 'apiKeys', ctx.ip, { actor: key.owner, context: requestContext(ctx) }))) {
+    throw invalidGrant('the API key is invalid, expired, revoked, not allowed from this address, or its owner is no longer active');
+  }
   const record = await deps.clients.get(clientId);
   if (record?.tenantId !== key.tenantId) throw invalidGrant('only a client of the API key’s tenant may exchange it');
   if (key.owner.type === 'client' && key.owner.id !== clientId) throw invalidGrant('a service account’s API key is exchanged by that service account only');

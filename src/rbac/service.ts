@@ -249,7 +249,8 @@ export function createRbacService(db: Database, hot: HotStore, apis: ApiResource
       return withTenant(db, tenantId, async (trx) => {
         const roles = await rbacQueries.listRoles(trx);
         const pairs = await rbacQueries.holders(trx, tenantId);
-        return roles.map((role) => ({ id: role.id, name: role.name, userIds: pairs.filter((pair) => pair.role_id === role.id).map((pair) => pair.user_id) }));
+        const holders = Map.groupBy(pairs, (pair) => pair.role_id);
+        return roles.map((role) => ({ id: role.id, name: role.name, userIds: (holders.get(role.id) ?? []).map((pair) => pair.user_id) }));
       });
     },
 

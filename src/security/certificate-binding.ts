@@ -1,7 +1,8 @@
 // Certificate-bound access tokens (RFC 8705 §3): a token whose confirmation names a certificate
 // (`cnf["x5t#S256"]`, from introspection or the JWT itself) may be used only over a connection
 // that presented that very certificate.
-import { X509Certificate, createHash, timingSafeEqual } from 'node:crypto';
+import { X509Certificate, createHash } from 'node:crypto';
+import { constantTimeEqual } from './crypto.ts';
 
 // The base64url SHA-256 of the certificate's DER encoding, as `x5t#S256` carries it.
 export function certificateThumbprint(certificate: X509Certificate): string {
@@ -15,7 +16,5 @@ export function certificateThumbprintMatches(token: { cnf?: unknown }, presented
   const expected = cnf && typeof cnf === 'object' ? (cnf as Record<string, unknown>)['x5t#S256'] : undefined;
   if (expected === undefined) return true;
   if (typeof expected !== 'string' || !presented) return false;
-  const actual = Buffer.from(certificateThumbprint(presented));
-  const wanted = Buffer.from(expected);
-  return actual.length === wanted.length && timingSafeEqual(actual, wanted);
+  return constantTimeEqual(certificateThumbprint(presented), expected);
 }

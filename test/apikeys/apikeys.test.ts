@@ -270,6 +270,14 @@ forEachBackend('API keys', (backend) => {
       expect((await verifyAt(key!)).body.active, 'no address reported while the tenant has rules').to.equal(false);
       expect((await listUsers(key!, { 'x-forwarded-for': '203.0.113.9' })).status).to.equal(200);
       expect((await listUsers(key!, { 'x-forwarded-for': '203.0.113.66' })).status).to.equal(403);
+      const exchangeFrom = (ip: string) => {
+        const form = new URLSearchParams({ grant_type: TOKEN_EXCHANGE_GRANT, subject_token: key!, subject_token_type: API_KEY_TOKEN_TYPE, resource: adminApi });
+        return fetch(`${instance.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basicAuth(gateway), 'x-forwarded-for': ip }, body: form.toString() });
+      };
+      expect((await exchangeFrom('203.0.113.9')).status).to.equal(200);
+      const refusedExchange = await exchangeFrom('203.0.113.66');
+      expect(refusedExchange.status).to.equal(400);
+      expect(((await refusedExchange.json()) as { error: string }).error).to.equal('invalid_grant');
       const blocked = await instance.runtime.audit.list(T, { type: 'security.ip_blocked' }, undefined, 10);
       expect(blocked.items.some((entry) => (entry.details as { surface?: string }).surface === 'apiKeys')).to.equal(true);
     } finally {
