@@ -430,3 +430,47 @@ export function measurementOf(result: Result, background: number | undefined): M
     statusCodes: Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, { count }]) => [code, count])),
   };
 }
+
+// ---------------------------------------------------------------------------------------------
+// Figures a benchmark computes itself (closed-loop clients timing each request or flow).
+
+export function percentile(samples: number[], p: number): number {
+  if (!samples.length) return Number.NaN;
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+// Resident and peak resident memory of a process, in MiB, from /proc/<pid>/status (Linux).
+export function residentMemory(pid: number): { rss: number; peak: number } | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kib = (field: string) => Number(status.match(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm'))?.[1] ?? Number.NaN);
+    return { rss: kib('VmRSS') / 1024, peak: kib('VmHWM') / 1024 };
+  } catch {
+    return undefined;
+  }
+}
+
+// The same table as aligned text (for the terminal) and as Markdown (for docs/benchmarks.md).
+export function renderTables(header: string[], rows: string[][], leftColumns: number): { text: string; markdown: string } {
+  const table = [header, ...rows];
+  const widths = header.map((_, column) => Math.max(...table.map((line) => line[column].length)));
+  const render = (line: string[]) => line.map((cell, column) => (column < leftColumns ? cell.padEnd(widths[column]) : cell.padStart(widths[column]))).join('  ');
+  const align = header.map((_, column) => (column < leftColumns ? ':--' : '--:'));
+  return {
+    text: [render(header), widths.map((width) => '-'.repeat(width)).join('  '), ...rows.map(render)].join('\n'),
+    markdown: [header, align, ...rows].map((line) => `| ${line.join(' | ')} |`).join('\n'),
+  };
+}
+
+// CPU seconds (user + system, all threads) a process has used so far, from /proc/<pid>/stat (Linux).
+export function cpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 of the line, in clock ticks (100 per second on Linux).
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}

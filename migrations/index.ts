@@ -22,6 +22,8 @@ import * as privacyPermissions from './20261123_018_privacy_permissions.ts';
 import * as apiKeys from './20261123_019_api_keys.ts';
 import * as ipRules from './20261123_021_ip_rules.ts';
 import * as accountLockouts from './20261123_022_account_lockouts.ts';
+import * as connectors from './20261124_023_connectors.ts';
+import * as verifiedPhoneIndex from './20261124_024_verified_phone_index.ts';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -50,6 +52,8 @@ const migrations: Record<string, Migration> = {
   '20261123_019_api_keys': apiKeys,
   '20261123_021_ip_rules': ipRules,
   '20261123_022_account_lockouts': accountLockouts,
+  '20261124_023_connectors': connectors,
+  '20261124_024_verified_phone_index': verifiedPhoneIndex,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

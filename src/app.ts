@@ -15,7 +15,8 @@ import { rateLimiting } from './http/rate-limit.ts';
 import { adminApiAddressCheck } from './http/ip-rules-guard.ts';
 import { opsRoutes } from './ops/routes.ts';
 import { requestMetrics } from './ops/request-metrics.ts';
-import { interactionRoutes } from './interactions/routes.ts';
+import { interactionRoutes, type InteractionDependencies } from './interactions/routes.ts';
+import { federationCallbackRoutes, federationCallbackUrl } from './interactions/federation.ts';
 import { adminApi, adminRoutes } from './api/index.ts';
 import { principalResolver } from './api/principal.ts';
 import { accountRouters } from './account/index.ts';
@@ -53,7 +54,7 @@ export function buildApp(runtime: Runtime): Koa {
   app.use(revocationStreamRoutes({ revocations: runtime.revocations, clients: runtime.clients, rbac: runtime.rbac, tenants: runtime.tenants, adminApi: runtime.adminApi, log }).routes());
   // Resource servers verify API keys presented to them (authenticated by a client credential).
   app.use(apiKeyVerificationRoutes({ verifier: runtime.apiKeyVerifier, clients: runtime.clients, tenants: runtime.tenants, ipRules: runtime.ipRules }).routes());
-  const interactions = interactionRoutes({
+  const interactionDeps: InteractionDependencies = {
     providerHost,
     ipRules: runtime.ipRules,
     users: runtime.users,
@@ -71,8 +72,13 @@ export function buildApp(runtime: Runtime): Koa {
     db: runtime.db,
     audit: runtime.audit,
     outbox: runtime.outbox,
-  });
+    oneTimeCodes: runtime.oneTimeCodes,
+    federation: { signIn: runtime.federatedSignIn, callbackUrl: federationCallbackUrl(config.issuer) },
+  };
+  const interactions = interactionRoutes(interactionDeps);
   app.use(interactions.routes());
+  // The upstream connectors' callback (one address per deployment) hands back to the sign-in.
+  app.use(federationCallbackRoutes(interactionDeps).routes());
   app.use(interactions.allowedMethods());
   const credentialPages = credentialRoutes({ credentials: runtime.credentials, tenants: runtime.tenants, views, csrfKey: runtime.secrets.cookieKeys[0] });
   app.use(credentialPages.routes());
@@ -85,7 +91,7 @@ export function buildApp(runtime: Runtime): Koa {
   app.use(account.pages.allowedMethods());
   app.use(account.api.routes());
   app.use(account.api.allowedMethods());
-  const services = { tenants: runtime.tenants, rbac: runtime.rbac, clients: runtime.clients, apis: runtime.apis, users: runtime.users, mfa: runtime.mfa, credentials: runtime.credentials, sessions: runtime.sessions, webhooks: runtime.webhooks, audit: runtime.audit, privacy: runtime.privacy, compliance: runtime.compliance, ipRules: runtime.ipRules, apiKeys: runtime.apiKeys, lockouts: runtime.signInProtection.bruteForce, adminApi: runtime.adminApi };
+  const services = { tenants: runtime.tenants, rbac: runtime.rbac, clients: runtime.clients, apis: runtime.apis, users: runtime.users, mfa: runtime.mfa, credentials: runtime.credentials, sessions: runtime.sessions, webhooks: runtime.webhooks, audit: runtime.audit, privacy: runtime.privacy, compliance: runtime.compliance, ipRules: runtime.ipRules, apiKeys: runtime.apiKeys, connectors: runtime.connectors, lockouts: runtime.signInProtection.bruteForce, adminApi: runtime.adminApi };
   const admin = adminApi({
     routes: adminRoutes(services),
     issuer: config.issuer,

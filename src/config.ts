@@ -60,6 +60,12 @@ const schema = z.object({
     .optional(),
   REDIS_KEY_PREFIX: z.string(),
   KEY_ENCRYPTION_KEY: base64Key(32).optional(),
+  KEY_ENCRYPTION_KEY_PREVIOUS: z
+    .string()
+    .refine((value) => splitList(value).every((key) => Buffer.from(key, 'base64').length === 32), {
+      message: 'must be a comma-separated list of base64-encoded 32-byte keys',
+    })
+    .optional(),
   COOKIE_KEYS: z
     .string()
     .refine((value) => value.split(',').every((key) => key.trim().length >= 32), {
@@ -82,6 +88,8 @@ const schema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   PURGE_INTERVAL: positiveSeconds,
   OUTBOUND_ALLOW_PRIVATE_NETWORK: z.enum(['true', 'false'], { message: 'must be true or false' }),
+  // How long one request to an upstream identity provider (discovery, token, userinfo) may take.
+  FEDERATION_TIMEOUT: wholeNumber(1, 60, 'must be a whole number of seconds from 1 to 60'),
   MAIL_SMTP_URL: z
     .string()
     .refine((value) => isUrl(value, ['smtp:', 'smtps:']), { message: 'must be an smtp:// or smtps:// URL, such as smtps://user:password@mail.example.com' })
@@ -115,6 +123,20 @@ const schema = z.object({
   RATE_LIMIT_TOKEN_PER_CLIENT: rateLimit,
   RATE_LIMIT_INTROSPECTION_PER_IP: rateLimit,
   RATE_LIMIT_REVOCATION_PER_IP: rateLimit,
+  RATE_LIMIT_OTP_SEND_PER_DESTINATION: rateLimit,
+  RATE_LIMIT_OTP_SEND_PER_IP: rateLimit,
+  OTP_CODE_TTL_SECONDS: wholeNumber(30, 3600, 'must be a whole number of seconds from 30 to 3600'),
+  OTP_RESEND_COOLDOWN_SECONDS: wholeNumber(0, 3600, 'must be a whole number of seconds from 0 to 3600'),
+  OTP_PROVIDER_TIMEOUT: wholeNumber(1, 60, 'must be a whole number of seconds from 1 to 60'),
+  SMS_PROVIDER_URL: z.string().refine((value) => isUrl(value, ['https:', 'http:']), { message: 'must be an absolute http(s) URL' }).optional(),
+  SMS_PROVIDER_AUTHORIZATION: z.string().trim().min(1).max(2000).refine((value) => !/[\r\n]/.test(value), { message: 'must be one line' }).optional(),
+  SMS_FROM: z.string().trim().min(1).max(64).optional(),
+  SMS_PROVIDER_FORMAT: z.enum(['json', 'form'], { message: 'must be json or form' }),
+  WHATSAPP_API_URL: z.string().refine((value) => isUrl(value, ['https:', 'http:']) && !/[?#]/.test(value), { message: 'must be an absolute http(s) URL without a query or fragment' }),
+  WHATSAPP_PHONE_NUMBER_ID: z.string().trim().regex(/^[0-9]{1,32}$/, 'must be the numeric phone number id from Meta').optional(),
+  WHATSAPP_ACCESS_TOKEN: z.string().trim().min(1).max(4000).refine((value) => !/[\r\n]/.test(value), { message: 'must be one line' }).optional(),
+  WHATSAPP_TEMPLATE_NAME: z.string().trim().regex(/^[a-z0-9_]{1,512}$/, 'must be a template name: lowercase letters, digits and _').optional(),
+  WHATSAPP_TEMPLATE_LANGUAGE: z.string().trim().regex(/^[a-z]{2,3}(?:_[A-Z]{2})?$/, 'must be a template language code, such as en or en_US'),
   REQUEST_TIMEOUT: wholeNumber(1, 600, 'must be a whole number of seconds from 1 to 600'),
   API_KEY_ENVIRONMENT: z.string().regex(/^[a-z0-9]{1,16}$/, 'must be 1 to 16 lowercase letters or digits, such as live or test'),
   API_KEY_RATE_LIMIT: wholeNumber(1, 1_000_000, 'must be a whole number of requests from 1 to 1000000'),
@@ -163,6 +185,7 @@ const defaults: Record<string, string> = {
   EVENTS_RETENTION: String(7 * 24 * 3600),
   WEBHOOK_MAX_ATTEMPTS: '8',
   WEBHOOK_TIMEOUT: '10',
+  FEDERATION_TIMEOUT: '10',
   CAPTCHA_PROVIDER: 'pow',
   CAPTCHA_AFTER_FAILURES: '3',
   CAPTCHA_AFTER_IP_FAILURES: '20',
@@ -182,6 +205,15 @@ const defaults: Record<string, string> = {
   RATE_LIMIT_TOKEN_PER_CLIENT: '1200/60',
   RATE_LIMIT_INTROSPECTION_PER_IP: '6000/60',
   RATE_LIMIT_REVOCATION_PER_IP: '600/60',
+  // One-time codes (docs/one-time-codes.md): sends per phone number or address, and per client address.
+  RATE_LIMIT_OTP_SEND_PER_DESTINATION: '5/3600',
+  RATE_LIMIT_OTP_SEND_PER_IP: '30/600',
+  OTP_CODE_TTL_SECONDS: '300',
+  OTP_RESEND_COOLDOWN_SECONDS: '30',
+  OTP_PROVIDER_TIMEOUT: '10',
+  SMS_PROVIDER_FORMAT: 'json',
+  WHATSAPP_API_URL: 'https://graph.facebook.com/v21.0',
+  WHATSAPP_TEMPLATE_LANGUAGE: 'en',
   REQUEST_TIMEOUT: '30',
   API_KEY_ENVIRONMENT: 'live',
   API_KEY_RATE_LIMIT: '1000',
@@ -205,6 +237,8 @@ export interface RateLimitSettings {
   tokenPerClient?: RateLimitSetting;
   introspectionPerIp?: RateLimitSetting;
   revocationPerIp?: RateLimitSetting;
+  otpSendPerDestination?: RateLimitSetting;
+  otpSendPerIp?: RateLimitSetting;
 }
 
 export interface SignInProtectionConfig {
@@ -226,6 +260,8 @@ export interface Config {
   database: { url?: string; poolMax: number; dataDir: string };
   redis: { urls?: string[]; keyPrefix: string };
   keyEncryptionKey?: Buffer;
+  // Earlier key-encryption keys, still tried when opening sealed values (key rotation).
+  previousKeyEncryptionKeys: Buffer[];
   cookieKeys?: string[];
   signingAlg: SigningAlg;
   ttl: {
@@ -247,6 +283,7 @@ export interface Config {
   // Lets outgoing calls (back-channel logout, jwks_uri) reach loopback and private addresses.
   // Off by default: it is the provider's SSRF protection.
   outboundAllowPrivateNetwork: boolean;
+  federation: { timeoutMs: number };
   // Mail goes out through SMTP when smtpUrl is set; otherwise into files in outboxDir (and the
   // /outbox page), so the embedded default shows its mail without a mail server.
   // outboxPage: serve /outbox beyond the embedded default (MAIL_OUTBOX_PAGE=true).
@@ -273,11 +310,22 @@ export interface Config {
   // certificates; the header a trusted proxy forwards the client certificate in; the origin of the
   // mTLS endpoint aliases published in discovery.
   mtls: { clientCaFile?: string; certificateHeader?: string; endpointAliasesUrl?: string };
+  // One-time codes by e-mail, SMS and WhatsApp (docs/one-time-codes.md). sms / whatsapp are set
+  // when their provider is configured.
+  oneTimeCodes: OneTimeCodeConfig;
   // True when PostgreSQL or Redis is replaced by the embedded stores.
   embedded: { database: boolean; hotStore: boolean };
 }
 
 export class ConfigError extends Error {}
+
+export interface OneTimeCodeConfig {
+  codeTtlSeconds: number;
+  resendCooldownSeconds: number;
+  providerTimeoutSeconds: number;
+  sms?: { url: string; authorization?: string; from?: string; format: 'json' | 'form' };
+  whatsapp?: { apiUrl: string; phoneNumberId: string; accessToken: string; templateName: string; templateLanguage: string };
+}
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const input: Record<string, string | undefined> = {};
@@ -298,6 +346,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (Boolean(c.TLS_CERT_FILE) !== Boolean(c.TLS_KEY_FILE)) {
     throw new ConfigError(`invalid configuration: ${c.TLS_CERT_FILE ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE'} must be set with ${c.TLS_CERT_FILE ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE'}`);
   }
+  const whatsappSettings = [c.WHATSAPP_PHONE_NUMBER_ID, c.WHATSAPP_ACCESS_TOKEN, c.WHATSAPP_TEMPLATE_NAME];
+  if (whatsappSettings.some(Boolean) && !whatsappSettings.every(Boolean)) {
+    throw new ConfigError('invalid configuration: WHATSAPP_PHONE_NUMBER_ID, WHATSAPP_ACCESS_TOKEN and WHATSAPP_TEMPLATE_NAME must be set together');
+  }
   return {
     issuer: c.ISSUER,
     port: c.PORT,
@@ -306,6 +358,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     database: { url: c.DATABASE_URL, poolMax: c.DATABASE_POOL_MAX, dataDir: c.DATA_DIR },
     redis: { urls: c.REDIS_URL ? splitList(c.REDIS_URL) : undefined, keyPrefix: c.REDIS_KEY_PREFIX },
     keyEncryptionKey: c.KEY_ENCRYPTION_KEY ? Buffer.from(c.KEY_ENCRYPTION_KEY, 'base64') : undefined,
+    previousKeyEncryptionKeys: c.KEY_ENCRYPTION_KEY_PREVIOUS ? splitList(c.KEY_ENCRYPTION_KEY_PREVIOUS).map((key) => Buffer.from(key, 'base64')) : [],
     cookieKeys: c.COOKIE_KEYS ? splitList(c.COOKIE_KEYS) : undefined,
     signingAlg: c.SIGNING_ALG,
     ttl: {
@@ -323,6 +376,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: c.LOG_LEVEL,
     purgeIntervalSeconds: c.PURGE_INTERVAL,
     outboundAllowPrivateNetwork: c.OUTBOUND_ALLOW_PRIVATE_NETWORK === 'true',
+    federation: { timeoutMs: c.FEDERATION_TIMEOUT * 1000 },
     mail: { smtpUrl: c.MAIL_SMTP_URL, from: c.MAIL_FROM, outboxDir: c.MAIL_OUTBOX_DIR ?? path.join(c.DATA_DIR, 'outbox'), outboxPage: c.MAIL_OUTBOX_PAGE === 'true' },
     events: { streamMaxLength: c.EVENTS_STREAM_MAX_LENGTH, retentionSeconds: c.EVENTS_RETENTION, webhookMaxAttempts: c.WEBHOOK_MAX_ATTEMPTS, webhookTimeoutSeconds: c.WEBHOOK_TIMEOUT },
     embedded: { database: !c.DATABASE_URL, hotStore: !c.REDIS_URL },
@@ -349,11 +403,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       tokenPerClient: c.RATE_LIMIT_TOKEN_PER_CLIENT,
       introspectionPerIp: c.RATE_LIMIT_INTROSPECTION_PER_IP,
       revocationPerIp: c.RATE_LIMIT_REVOCATION_PER_IP,
+      otpSendPerDestination: c.RATE_LIMIT_OTP_SEND_PER_DESTINATION,
+      otpSendPerIp: c.RATE_LIMIT_OTP_SEND_PER_IP,
     },
     requestTimeoutSeconds: c.REQUEST_TIMEOUT,
     apiKeys: { environment: c.API_KEY_ENVIRONMENT, rateLimit: c.API_KEY_RATE_LIMIT, rateWindowSeconds: c.API_KEY_RATE_WINDOW, usageFlushIntervalSeconds: c.API_KEY_USAGE_FLUSH_INTERVAL, cacheSeconds: c.API_KEY_CACHE_TTL },
     tls: c.TLS_CERT_FILE && c.TLS_KEY_FILE ? { certFile: c.TLS_CERT_FILE, keyFile: c.TLS_KEY_FILE } : undefined,
     mtls: { clientCaFile: c.MTLS_CLIENT_CA_FILE, certificateHeader: c.MTLS_CERTIFICATE_HEADER?.toLowerCase(), endpointAliasesUrl: c.MTLS_ENDPOINT_ALIASES_URL },
+    oneTimeCodes: {
+      codeTtlSeconds: c.OTP_CODE_TTL_SECONDS,
+      resendCooldownSeconds: c.OTP_RESEND_COOLDOWN_SECONDS,
+      providerTimeoutSeconds: c.OTP_PROVIDER_TIMEOUT,
+      sms: c.SMS_PROVIDER_URL ? { url: c.SMS_PROVIDER_URL, authorization: c.SMS_PROVIDER_AUTHORIZATION, from: c.SMS_FROM, format: c.SMS_PROVIDER_FORMAT } : undefined,
+      whatsapp:
+        c.WHATSAPP_PHONE_NUMBER_ID && c.WHATSAPP_ACCESS_TOKEN && c.WHATSAPP_TEMPLATE_NAME
+          ? { apiUrl: c.WHATSAPP_API_URL, phoneNumberId: c.WHATSAPP_PHONE_NUMBER_ID, accessToken: c.WHATSAPP_ACCESS_TOKEN, templateName: c.WHATSAPP_TEMPLATE_NAME, templateLanguage: c.WHATSAPP_TEMPLATE_LANGUAGE }
+          : undefined,
+    },
   };
 }
 

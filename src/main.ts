@@ -12,6 +12,7 @@ import { randomToken } from './security/crypto.ts';
 import { SUPPORTED_ALGS } from './keys/service.ts';
 import { DEFAULT_TENANT_ID } from './tenants/constants.ts';
 import { isUuid } from './ids.ts';
+import { originOf } from './audit/origin.ts';
 
 const usage = `usage: idp <command>
 
@@ -30,6 +31,7 @@ const usage = `usage: idp <command>
   roles assign [--tenant SLUG] --role NAME... (--user EMAIL|ID | --client CLIENT_ID)
   users create [--tenant SLUG] --email E [--username U] [--name N] [--role NAME]... [--admin]   (password from IDP_PASSWORD or generated)
   keys list | keys rotate
+  keys rewrap                    seal every stored secret again under the current KEY_ENCRYPTION_KEY
   audit verify [--tenant SLUG|ID]   check the audit chains; exits 1 naming the first broken entry`;
 
 type Flags = Record<string, string | boolean | string[] | undefined>;
@@ -284,8 +286,30 @@ async function usersCommand(config: Config, action: string | undefined, flags: F
 }
 
 async function keysCommand(config: Config, action: string | undefined): Promise<void> {
-  if (action !== 'list' && action !== 'rotate') throw new UsageError('keys takes list or rotate');
+  if (action === 'rewrap') return rewrapCommand(config);
+  if (action !== 'list' && action !== 'rotate') throw new UsageError('keys takes list, rotate or rewrap');
   await withRuntime(config, async ({ keys }) => print(action === 'list' ? await keys.list() : await keys.rotate(), true));
+}
+
+// After a key-encryption key rotation (docs/operations.md): one line per kind of sealed value. A value
+// no key opens is named by kind and id (never shown) and the command exits 1; running it again is harmless.
+async function rewrapCommand(config: Config): Promise<void> {
+  await withRuntime(config, async ({ keyRing, keys, mfa, connectors, webhooks, audit }) => {
+    const reports = [];
+    for (const domain of [keys, mfa, connectors, webhooks]) reports.push(await domain.rewrap(keyRing));
+    for (const report of reports) {
+      print(`${report.kind}: ${report.rewrapped} rewrapped, ${report.current} already under the current key${report.failed.length ? `, ${report.failed.length} unreadable` : ''}`, false);
+    }
+    const failed = reports.flatMap((report) => report.failed.map((id) => `${report.kind} ${id}`));
+    await audit.record(undefined, {
+      tenantId: DEFAULT_TENANT_ID,
+      type: 'keys.rewrap',
+      outcome: failed.length ? 'failure' : 'success',
+      ...originOf(undefined),
+      details: { counts: Object.fromEntries(reports.map((report) => [report.kind, { rewrapped: report.rewrapped, current: report.current, unreadable: report.failed.length }])) },
+    });
+    if (failed.length) throw new CommandError(`not readable with any key-encryption key (KEY_ENCRYPTION_KEY, KEY_ENCRYPTION_KEY_PREVIOUS): ${failed.join(', ')}`);
+  });
 }
 
 // One line per chain checked; a break names the first broken entry and exits 1.

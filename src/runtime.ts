@@ -46,6 +46,12 @@ import { createApiKeyService, type ApiKeyService } from './apikeys/service.ts';
 import { createVerifier, type ApiKeyVerifier } from './apikeys/verifier.ts';
 import { createUsageTracker, type UsageTracker } from './apikeys/usage.ts';
 import { startUsageFlush } from './apikeys/flush-job.ts';
+import { createConnectorService, type ConnectorService } from './federation/connectors/service.ts';
+import { createFederatedSignIn, type FederatedSignIn } from './federation/login/service.ts';
+import { pendingSignIns } from './federation/login/pending-sign-ins.ts';
+import { createUpstreamClient } from './federation/upstream/index.ts';
+import { setUpOneTimeCodes } from './otp/setup.ts';
+import type { OneTimeCodeService } from './otp/service.ts';
 
 export interface Runtime {
   config: Config;
@@ -53,6 +59,8 @@ export interface Runtime {
   db: Database;
   hot: HotStore;
   secrets: InstanceSecrets;
+  // The key-encryption keys: the current one (seals) first, then KEY_ENCRYPTION_KEY_PREVIOUS (still open).
+  keyRing: readonly Buffer[];
   users: UserService;
   tenants: TenantService;
   rbac: RbacService;
@@ -93,6 +101,12 @@ export interface Runtime {
   apiKeys: ApiKeyService;
   apiKeyVerifier: ApiKeyVerifier;
   apiKeyUsage: UsageTracker;
+  // Upstream identity provider connectors per tenant (docs/federation.md).
+  connectors: ConnectorService;
+  // Sign-in through those connectors (src/interactions/federation.ts).
+  federatedSignIn: FederatedSignIn;
+  // One-time codes by e-mail, SMS and WhatsApp (docs/one-time-codes.md).
+  oneTimeCodes: OneTimeCodeService;
   close(): Promise<void>;
 }
 
@@ -107,8 +121,9 @@ export interface RuntimeOptions {
 export async function createRuntime(config: Config, options: RuntimeOptions = {}): Promise<Runtime> {
   const log = options.log ?? createLogger(config.logLevel);
   const secrets = resolveInstanceSecrets(config);
+  const keyRing = [secrets.keyEncryptionKey, ...config.previousKeyEncryptionKeys];
   const db = createDatabase(config.database);
-  const hot = createHotStore(config);
+  const hot = createHotStore(config, log);
   const revocations = createRevocationBus(hot);
   try {
     await migrateToLatest(db);
@@ -145,9 +160,10 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       audit,
       outbox,
     });
-    const events = createEventPipeline({ config, db, hot, log, keyEncryptionKey: secrets.keyEncryptionKey, users, audit, now: options.now });
+    const events = createEventPipeline({ config, db, hot, log, keyEncryptionKey: keyRing, users, audit, now: options.now });
     pipeline = events;
     const mailer = createMailer(config, log);
+    const oneTimeCodes = setUpOneTimeCodes({ config, hot, keyEncryptionKey: secrets.keyEncryptionKey, mailer, views, tenants, rateLimits, log });
     const signInProtection = createSignInProtection(config.signInProtection, { db, hot, tenants, users, audit, outbox, log, captchaKey: secrets.cookieKeys[0] });
     const credentials = createCredentialService({
       db,
@@ -165,8 +181,8 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       identifierLimit: { points: config.signInProtection.identifierLimits.reset, windowSeconds: config.signInProtection.identifierLimits.windowSeconds },
     });
     const maxSignedTokenLifetimeSeconds = Math.max(config.ttl.idToken, config.ttl.accessToken, config.ttl.clientCredentials) + 60;
-    const keys = createKeyService({ db, hot, keyEncryptionKey: secrets.keyEncryptionKey, maxSignedTokenLifetimeSeconds, audit });
-    const mfa = createMfaService({ db, keyEncryptionKey: secrets.keyEncryptionKey, audit });
+    const keys = createKeyService({ db, hot, keyEncryptionKey: keyRing, maxSignedTokenLifetimeSeconds, audit });
+    const mfa = createMfaService({ db, keyEncryptionKey: keyRing, audit });
     const clients = createClientService({
       db,
       hot,
@@ -192,6 +208,16 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
     const apiKeysForExchange = { verify: (value: string, ip: string | undefined) => apiKeyVerifier!.verify(value, ip) };
     providerHost = new ProviderHost({ config, cookieKeys: secrets.cookieKeys, db, hot, log, clients, users, apis, rbac, loginTenant, keys, views, sessionActivity: sessions, sessionPolicy, revocationBus: revocations, audit, apiKeys: apiKeysForExchange, ipRules });
     const privacy = createPrivacyService({ users, rbac, mfa, sessions, identities, grantsOf: (userId) => providerHost!.grantsOf(userId), db, apiKeysOf: (tenantId, userId) => apiKeys.list(tenantId, { limit: 200, ownerType: 'user', ownerId: userId }), audit, outbox: events.outbox });
+    const connectors = createConnectorService({ db, hot, keyEncryptionKey: keyRing, rbac, audit, allowPrivateNetwork: config.outboundAllowPrivateNetwork, now: options.now, unlinkIdentities: identities.unlinkConnector });
+    const federatedSignIn = createFederatedSignIn({
+      db,
+      connectors,
+      upstream: createUpstreamClient({ allowPrivateNetwork: config.outboundAllowPrivateNetwork, timeoutMs: config.federation.timeoutMs }),
+      users,
+      identities,
+      audit,
+      pending: pendingSignIns(hot, config.ttl.interaction),
+    });
     const compliance = createComplianceService({ audit, users, rbac, mfa });
     await keys.ensureKeys();
     // The admin API is an API resource of this provider; the platform tenant's system roles use it.
@@ -221,7 +247,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
     const stopLagProbe = options.serve ? sampleOutboxLagOnScrape(() => events.outbox.lagSeconds()) : () => {};
     if (options.serve) {
       announceMailTransport(config, log);
-      await Promise.all([clients.start(), apis.start(), tenants.start(), ipRules.start()]);
+      await Promise.all([clients.start(), apis.start(), tenants.start(), ipRules.start(), connectors.start()]);
       await ensureAccountConsoleClient(clients, config.issuer);
       await providerHost.start();
       events.worker.start();
@@ -232,6 +258,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       db,
       hot,
       secrets,
+      keyRing,
       users,
       tenants,
       rbac,
@@ -261,6 +288,9 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       apiKeys,
       apiKeyVerifier,
       apiKeyUsage,
+      connectors,
+      federatedSignIn,
+      oneTimeCodes,
       async close() {
         stopSessionPurge();
         stopUsageFlush();

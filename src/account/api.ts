@@ -13,6 +13,8 @@ import type { AccountService } from './service.ts';
 import { sessionView } from '../sessions/view.ts';
 import type { AccountPrincipal } from './bearer.ts';
 import { requestContext } from '../audit/origin.ts';
+import { requestLocale } from '../http/views.ts';
+import type { PhoneStatus } from './phone.ts';
 
 export interface AccountApiDependencies {
   account: AccountService;
@@ -45,6 +47,17 @@ function profileJson(user: User) {
     version: user.version,
     createdAt: user.createdAt.toISOString(),
     updatedAt: user.updatedAt.toISOString(),
+  };
+}
+
+// The person's phone number as the account API shows it (the number in full: it is their own).
+function phoneJson(phone: PhoneStatus) {
+  return {
+    phoneNumber: phone.phoneNumber,
+    phoneNumberVerified: phone.verified,
+    channels: phone.channels,
+    removable: phone.removable,
+    pending: phone.pending ? { masked: phone.pending.masked, channel: phone.pending.channel, resendAfterSeconds: phone.pending.resendAfterSeconds } : null,
   };
 }
 
@@ -161,12 +174,40 @@ export function accountApiRoutes(deps: AccountApiDependencies): Router {
   router.get('/identities', async (ctx) => {
     const identities = await account.identities(me(ctx).tenantId, me(ctx).userId);
     ctx.body = {
-      items: identities.map((identity) => ({ id: identity.id, connector: identity.connector, subject: identity.subject, email: identity.email, linkedAt: identity.linkedAt.toISOString() })),
+      items: identities.map((identity) => ({ id: identity.id, connector: identity.connector, connectorName: identity.connectorName, subject: identity.subject, email: identity.email, linkedAt: identity.linkedAt.toISOString() })),
     };
   });
 
   router.delete('/identities/:id', async (ctx) => {
     await account.removeIdentity(me(ctx).tenantId, me(ctx).userId, ctx.params.id);
+    ctx.status = 204;
+  });
+
+  // The phone number, verified by a code sent to it (docs/one-time-codes.md, "Your own phone
+  // number"): ask for a code for the new number, then confirm it with the code.
+  router.get('/phone', async (ctx) => {
+    ctx.body = phoneJson(await account.phoneStatus(me(ctx).tenantId, me(ctx).userId));
+  });
+
+  // A verified number can be a second factor: the current password, as for an authenticator app.
+  router.post('/phone/verification', async (ctx) => {
+    const { tenantId, userId } = me(ctx);
+    const { phoneNumber, channel, currentPassword } = body(ctx);
+    await account.verifyPassword(tenantId, userId, currentPassword, requestContext(ctx));
+    const sent = await account.requestPhoneCode(tenantId, userId, { phoneNumber, channel }, { ip: ctx.ip, locale: requestLocale(ctx) });
+    ctx.status = 202;
+    ctx.body = { channel: sent.channel, resendAfterSeconds: sent.resendAfterSeconds };
+  });
+
+  router.post('/phone', async (ctx) => {
+    const { tenantId, userId } = me(ctx);
+    const { phoneNumber, channel, code } = body(ctx);
+    await account.confirmPhone(tenantId, userId, { phoneNumber, channel, code }, requestContext(ctx));
+    ctx.body = phoneJson(await account.phoneStatus(tenantId, userId));
+  });
+
+  router.delete('/phone', async (ctx) => {
+    await account.removePhone(me(ctx).tenantId, me(ctx).userId, requestContext(ctx));
     ctx.status = 204;
   });
 

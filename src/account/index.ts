@@ -21,9 +21,11 @@ export function accountRouters(runtime: Runtime): { pages: Router; api: Router }
     hot: runtime.hot,
     issuerLabel: new URL(config.issuer).host,
     revokeUserAccess: (tenantId, userId, keepSessionUid) => providerHost.revokeAccount(userId, 'password_changed', { tenantId, keepSessionUid }),
+    oneTimeCodes: runtime.oneTimeCodes,
+    connectorNames: async (tenantId) => new Map((await runtime.connectors.list(tenantId)).map((connector) => [connector.id, connector.displayName])),
   });
   return {
-    pages: accountRoutes({ issuer: config.issuer, account, providerHost, users, tenants, hot: runtime.hot, views: runtime.views, csrfKey: runtime.secrets.cookieKeys[0] }),
+    pages: accountRoutes({ issuer: config.issuer, account, providerHost, users, tenants, hot: runtime.hot, views: runtime.views, csrfKey: runtime.secrets.cookieKeys[0], codeTtlSeconds: runtime.oneTimeCodes.codeTtlSeconds }),
     api: accountApiRoutes({
       account,
       exportData: (tenantId, userId, context) => runtime.privacy.exportUser(tenantId, userId, { actor: { type: 'user', id: userId }, context }),

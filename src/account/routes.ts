@@ -19,6 +19,7 @@ import { authorizationUrl, endSessionUrl, newVerifier, redeemCode } from './logi
 import type { HotStore } from '../store/hot-store.ts';
 import { PasswordPolicyError, translatePasswordProblems } from '../security/password-policy.ts';
 import { requestContext } from '../audit/origin.ts';
+import { PhoneCodeWaitError } from './phone.ts';
 
 export interface AccountRouteDependencies {
   issuer: string;
@@ -29,6 +30,8 @@ export interface AccountRouteDependencies {
   hot: HotStore;
   views: Views;
   csrfKey: string;
+  // How long a one-time code works, for the phone page's "expires in" (src/otp).
+  codeTtlSeconds: number;
 }
 
 interface Signed {
@@ -39,13 +42,13 @@ interface Signed {
 // Removing or re-creating a second factor needs a sign-in at most this old.
 export const REAUTH_SECONDS = 5 * 60;
 
-const SECTIONS = ['', '/password', '/mfa', '/sessions', '/identities'] as const;
-const NOTICES = new Set(['profileSaved', 'passwordChanged', 'mfaRemoved', 'sessionEnded', 'otherSessionsEnded', 'identityRemoved']);
+const SECTIONS = ['', '/password', '/mfa', '/sessions', '/identities', '/phone'] as const;
+const NOTICES = new Set(['profileSaved', 'passwordChanged', 'mfaRemoved', 'sessionEnded', 'otherSessionsEnded', 'identityRemoved', 'phoneCodeSent', 'phoneVerified', 'phoneRemoved']);
 const PROFILE_FORM: ReadonlyArray<keyof UserProfileInput> = ['givenName', 'familyName', 'name', 'nickname', 'website', 'birthdate', 'zoneinfo', 'locale'];
 const MAX_FIELD = 1024;
 
 function safeReturnPath(value: unknown): string {
-  return typeof value === 'string' && /^\/account(\/(password|mfa|sessions|identities))?$/.test(value) ? value : '/account';
+  return typeof value === 'string' && /^\/account(\/(password|mfa|sessions|identities|phone))?$/.test(value) ? value : '/account';
 }
 
 
@@ -343,6 +346,91 @@ export function accountRoutes(deps: AccountRouteDependencies): Router {
       return identitiesPage(ctx, { error: error.status === 409 ? 'identityLastSignIn' : 'identityNotFound' }, error.status);
     }
     done(ctx, '/account/identities', 'identityRemoved');
+  });
+
+  // ---- phone number --------------------------------------------------------------------------
+
+  async function phonePage(ctx: Context, context: Record<string, unknown> = {}, status?: number): Promise<void> {
+    const { session } = signed(ctx);
+    const phone = await account.phoneStatus(session.tenantId, session.userId);
+    const minutes = Math.max(1, Math.round(deps.codeTtlSeconds / 60));
+    page(ctx, 'account-phone.njk', '/phone', { phone, minutes, values: {}, errors: {}, ...context }, status);
+  }
+
+  // A refused send or resend: the field to fix, the cool-down or limit (Retry-After), or phone
+  // codes being off for the tenant.
+  async function phoneSendRefused(ctx: Context, error: unknown, values: Record<string, string>): Promise<void> {
+    const translate = t(ctx);
+    if (error instanceof PhoneCodeWaitError) {
+      ctx.set('Retry-After', String(error.retryAfterSeconds));
+      const wait = error.reason === 'cooldown' ? translate('account.phoneCodeWait', { seconds: error.retryAfterSeconds }) : translate('account.phoneCodeRateLimited', { minutes: Math.max(1, Math.ceil(error.retryAfterSeconds / 60)) });
+      return phonePage(ctx, { values, wait }, 429);
+    }
+    if (!(error instanceof DomainError) || error.status >= 500) throw error;
+    if (error.status === 403) return phonePage(ctx, {}, 403);
+    if (error.status === 409) return phonePage(ctx, { error: 'phoneCodeExpired' }, 409);
+    const errors: Record<string, string> = {};
+    if (error.fields?.phoneNumber) errors.phoneNumber = translate(error.fields.phoneNumber === 'required' ? 'account.fieldRequired' : 'account.phoneInvalid');
+    if (error.fields?.channel) errors.channel = translate('account.phoneChannelInvalid');
+    return phonePage(ctx, { values, errors, error: 'formInvalid' }, 422);
+  }
+
+  router.get('/phone', signedIn, (ctx) => phonePage(ctx));
+
+  // A verified number can be a second factor: setting one is as sensitive as an authenticator app.
+  router.post('/phone/send', signedIn, async (ctx) => {
+    if (!(await recentlySignedIn(ctx, '/account/phone'))) return;
+    const { session } = signed(ctx);
+    const values = { phoneNumber: (formField(ctx, 'phoneNumber') ?? '').slice(0, 64), channel: formField(ctx, 'channel') ?? '' };
+    try {
+      await account.requestPhoneCode(session.tenantId, session.userId, values, { ip: ctx.ip, locale: requestLocale(ctx) });
+    } catch (error) {
+      return phoneSendRefused(ctx, error, values);
+    }
+    done(ctx, '/account/phone', 'phoneCodeSent');
+  });
+
+  router.post('/phone/resend', signedIn, async (ctx) => {
+    const { session } = signed(ctx);
+    try {
+      await account.resendPhoneCode(session.tenantId, session.userId, { ip: ctx.ip, locale: requestLocale(ctx) });
+    } catch (error) {
+      return phoneSendRefused(ctx, error, {});
+    }
+    done(ctx, '/account/phone', 'phoneCodeSent');
+  });
+
+  router.post('/phone/verify', signedIn, async (ctx) => {
+    const { session } = signed(ctx);
+    try {
+      await account.confirmPhone(session.tenantId, session.userId, { code: formField(ctx, 'code') ?? '' }, requestContext(ctx));
+    } catch (error) {
+      if (!(error instanceof DomainError) || error.status >= 500) throw error;
+      if (error.status === 403) return phonePage(ctx, {}, 403);
+      if (error.status === 409) return phonePage(ctx, { error: 'phoneCodeExpired' }, 409);
+      const required = error.fields?.code === 'required';
+      return phonePage(ctx, { codeError: t(ctx)(required ? 'account.fieldRequired' : 'account.phoneCodeWrong') }, required ? 422 : 401);
+    }
+    done(ctx, '/account/phone', 'phoneVerified');
+  });
+
+  // "Use another number": forgets the code waiting.
+  router.post('/phone/cancel', signedIn, async (ctx) => {
+    const { session } = signed(ctx);
+    await account.cancelPhoneVerification(session.tenantId, session.userId);
+    ctx.status = 303;
+    ctx.redirect('/account/phone');
+  });
+
+  router.post('/phone/remove', signedIn, async (ctx) => {
+    const { session } = signed(ctx);
+    try {
+      await account.removePhone(session.tenantId, session.userId, requestContext(ctx));
+    } catch (error) {
+      if (!(error instanceof DomainError) || error.status >= 500) throw error;
+      return phonePage(ctx, { error: 'phoneOnlySecondFactor' }, error.status);
+    }
+    done(ctx, '/account/phone', 'phoneRemoved');
   });
 
   return router;

@@ -11,6 +11,8 @@ import type { RequestContext } from '../audit/origin.ts';
 import { TooManyAttemptsError, ValidationError } from '../errors.ts';
 import { createAttemptLimiter, type AttemptLimiter } from '../security/attempt-limiter.ts';
 import { MAX_PASSWORD } from '../users/validation.ts';
+import type { OneTimeCodeService } from '../otp/service.ts';
+import { createAccountPhone } from './phone.ts';
 
 export interface AccountServiceDependencies {
   users: UserService;
@@ -28,6 +30,10 @@ export interface AccountServiceDependencies {
   // The one revocation path (ProviderHost.revokeAccount): every session but `keepSessionUid`, every
   // grant and refresh token (offline ones too), outstanding JWT access tokens, back-channel logout.
   revokeUserAccess?(tenantId: string, userId: string, keepSessionUid?: string): Promise<void>;
+  // The tenant's upstream connectors by id, for the names the account pages show.
+  connectorNames?(tenantId: string): Promise<Map<string, string>>;
+  // Codes by SMS or WhatsApp for verifying the person's own phone number (phone.ts).
+  oneTimeCodes?: Pick<OneTimeCodeService, 'send' | 'verify' | 'available' | 'codeTtlSeconds'>;
 }
 
 export interface CurrentSession extends DeviceSession {
@@ -43,6 +49,7 @@ export function createAccountService(deps: AccountServiceDependencies) {
   const { users, sessions, identities, mfa, credentials } = deps;
   const passwordAttempts = createAttemptLimiter(deps.hot, CURRENT_PASSWORD_ATTEMPTS);
   const totpAttempts = createAttemptLimiter(deps.hot, TOTP_CONFIRM_ATTEMPTS);
+  const phone = createAccountPhone({ users, tenants: deps.tenants, mfa, oneTimeCodes: deps.oneTimeCodes, hot: deps.hot });
 
   const limiterKey = (tenantId: string, userId: string) => `${tenantId}:${userId}`;
 
@@ -170,14 +177,24 @@ export function createAccountService(deps: AccountServiceDependencies) {
 
     endOtherSessions,
 
-    identities(tenantId: string, userId: string): Promise<LinkedIdentity[]> {
-      return identities.list(tenantId, userId);
+    // Each with the name of the connector it came through (the id when the connector is gone).
+    async identities(tenantId: string, userId: string): Promise<Array<LinkedIdentity & { connectorName: string }>> {
+      const [linked, names] = await Promise.all([identities.list(tenantId, userId), deps.connectorNames?.(tenantId)]);
+      return linked.map((identity) => ({ ...identity, connectorName: names?.get(identity.connector) ?? identity.connector }));
     },
 
     // The last way to sign in stays: without a password, the only linked identity cannot go.
     removeIdentity(tenantId: string, userId: string, identityId: string): Promise<void> {
       return identities.removeUnlessLastSignIn(tenantId, userId, identityId);
     },
+
+    // The person's own phone number, verified by a code sent to it (phone.ts).
+    phoneStatus: phone.status,
+    requestPhoneCode: phone.requestCode,
+    resendPhoneCode: phone.resend,
+    confirmPhone: phone.confirm,
+    removePhone: phone.remove,
+    cancelPhoneVerification: phone.cancel,
   };
 }
 

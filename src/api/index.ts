@@ -18,10 +18,11 @@ import { privacyRoutes } from './routes/privacy.ts';
 import { reportRoutes } from './routes/reports.ts';
 import { apiKeyRoutes } from './routes/api-keys.ts';
 import { ipRuleRoutes } from './routes/ip-rules.ts';
+import { connectorRoutes } from './routes/connectors.ts';
 import type { Principal } from './principal.ts';
 
 export function adminRoutes(services: ApiServices, extra: RouteDefinition[] = []): RouteDefinition[] {
-  return [...tenantRoutes(services), ...userRoutes(services), ...mfaRoutes(services), ...sessionRoutes(services), ...webhookRoutes(services), ...roleRoutes(services), ...clientRoutes(services), ...apiResourceRoutes(services), ...auditRoutes(services), ...privacyRoutes(services), ...reportRoutes(services), ...ipRuleRoutes(services), ...apiKeyRoutes(services), ...extra];
+  return [...tenantRoutes(services), ...userRoutes(services), ...mfaRoutes(services), ...sessionRoutes(services), ...webhookRoutes(services), ...roleRoutes(services), ...clientRoutes(services), ...apiResourceRoutes(services), ...auditRoutes(services), ...privacyRoutes(services), ...reportRoutes(services), ...ipRuleRoutes(services), ...apiKeyRoutes(services), ...connectorRoutes(services), ...extra];
 }
 
 export function adminApi(options: { routes: RouteDefinition[]; issuer: string; adminApi: string; resolvePrincipal(ctx: Context): Promise<Principal>; checkAddress?(ctx: Context, principal: Principal): Promise<void> }): Router {

@@ -13,6 +13,7 @@ import type { ComplianceService } from '../compliance/service.ts';
 import type { IpRuleService } from '../security/ip-rules.ts';
 import type { BruteForceProtection } from '../security/brute-force.ts';
 import type { ApiKeyService } from '../apikeys/service.ts';
+import type { ConnectorService } from '../federation/connectors/service.ts';
 
 // What the admin API's handlers may call: services, never tables.
 export interface ApiServices {
@@ -30,6 +31,7 @@ export interface ApiServices {
   compliance: ComplianceService;
   ipRules: IpRuleService;
   apiKeys: ApiKeyService;
+  connectors: ConnectorService;
   // Sign-in lockouts (an administrator lifts them).
   lockouts: Pick<BruteForceProtection, 'unlock'>;
   adminApi: string;

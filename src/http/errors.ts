@@ -2,6 +2,8 @@ import type { Context, Middleware } from 'koa';
 import type { Logger } from 'pino';
 import type { Views } from './views.ts';
 import { DomainError, TooManyAttemptsError } from '../errors.ts';
+import { isStoreUnavailable } from '../store/unavailable.ts';
+import { countStoreUnavailable } from '../ops/metrics.ts';
 
 // RFC 9457 problem details for the JSON APIs.
 export function problem(ctx: Context, status: number, type: string, detail: string, extra: Record<string, unknown> = {}): void {
@@ -56,6 +58,7 @@ export function errorHandler(views: Views, log: Logger): Middleware {
     try {
       await next();
     } catch (error) {
+      if (isStoreUnavailable(error)) return storeUnavailable(ctx, views, log, error);
       const err = error as { status?: number; expose?: boolean; message?: string; messageKey?: string };
       const status = err.status && err.status >= 400 && err.status < 500 ? err.status : 500;
       const detail = status < 500 && err.expose !== false ? (err.message ?? 'bad request') : 'an unexpected error occurred';
@@ -68,4 +71,50 @@ export function errorHandler(views: Views, log: Logger): Middleware {
       }
     }
   };
+}
+
+// Seconds a client should wait before retrying while a store is unreachable.
+export const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
+const UNAVAILABLE_DETAIL = 'a storage dependency is briefly unavailable; try again shortly';
+
+// A request a store outage stopped (docs/operations.md, "Outages"): 503 with Retry-After, as
+// problem+json on APIs and a page in the browser. Logged at most every 10 seconds, with a count.
+export function storeUnavailable(ctx: Context, views: Views, log: Logger, error: unknown): void {
+  noteStoreUnavailable(log, error);
+  ctx.set('Retry-After', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
+  if (ctx.path.startsWith('/api/') || !ctx.accepts('html')) {
+    problem(ctx, 503, 'unavailable', UNAVAILABLE_DETAIL, { requestId: ctx.state.requestId });
+  } else {
+    views.page(ctx, 'error.njk', { error: 'temporarily_unavailable', description: views.translator(ctx)('common.unavailable'), requestId: ctx.state.requestId }, 503);
+  }
+}
+
+// The same for oidc-provider's endpoints, whose errors the library has already rendered as a
+// server_error: called from its 'server_error' event, it turns the answer into RFC 6749's
+// temporarily_unavailable with 503 (a page where the library rendered one). True when it did.
+export function oidcStoreUnavailable(ctx: Context, views: Views, log: Logger, error: unknown): boolean {
+  if (!isStoreUnavailable(error)) return false;
+  noteStoreUnavailable(log, error);
+  ctx.status = 503;
+  ctx.set('Retry-After', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
+  if (ctx.body && typeof ctx.body === 'object' && !Buffer.isBuffer(ctx.body)) {
+    ctx.body = { error: 'temporarily_unavailable', error_description: UNAVAILABLE_DETAIL };
+  } else {
+    views.page(ctx, 'error.njk', { error: 'temporarily_unavailable', description: views.translator(ctx)('common.unavailable'), requestId: ctx.state.requestId }, 503);
+  }
+  return true;
+}
+
+let lastUnavailableLog = 0;
+let unavailableSinceLog = 0;
+
+function noteStoreUnavailable(log: Logger, error: unknown): void {
+  countStoreUnavailable();
+  unavailableSinceLog++;
+  const now = Date.now();
+  if (now - lastUnavailableLog < 10_000) return;
+  const err = error as { name?: string; code?: string; message?: string };
+  log.warn({ err: { name: err.name, code: err.code, message: err.message }, requests: unavailableSinceLog }, 'a store is unavailable: requests are answered 503');
+  lastUnavailableLog = now;
+  unavailableSinceLog = 0;
 }

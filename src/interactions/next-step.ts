@@ -12,6 +12,7 @@ import type { InteractionDependencies, Step } from './step.ts';
 import { countLogin } from '../ops/metrics.ts';
 import { requestContext } from '../audit/origin.ts';
 import type { SignInAudit } from './sign-in-audit.ts';
+import { secondFactorChannels } from './one-time-codes.ts';
 
 export function createNextStep(deps: InteractionDependencies, states: LoginStateStore, signIns: SignInAudit) {
   const { views } = deps;
@@ -46,10 +47,13 @@ export function createNextStep(deps: InteractionDependencies, states: LoginState
 
       if (!state.amr.includes('mfa')) {
         const status = await deps.mfa.status(tenant.id, user.id);
+        // A code by SMS, WhatsApp or e-mail to a verified number or address counts as a second
+        // factor the person has (no app needs to be set up), but does not make one required.
+        const codeChannels = secondFactorChannels(deps, tenant, user);
         if (secondFactorRequired(step, user, tenant, status.totp)) {
-          if (status.totp) {
+          if (status.totp || codeChannels.length) {
             await await_(step, 'second-factor');
-            return views.page(ctx, 'login-mfa.njk', { uid });
+            return views.page(ctx, 'login-mfa.njk', { uid, noTotp: !status.totp, codeChannels });
           }
           await await_(step, 'second-factor-enrolment');
           return this.showEnrolment(step, user, tenant);

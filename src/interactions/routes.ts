@@ -19,6 +19,7 @@ import { grantConsent, requestedScopes } from './consent.ts';
 import { MAX_PASSWORD } from '../users/validation.ts';
 import { registerSecondFactorRoutes } from './second-factor.ts';
 import { registerPendingSteps } from './pending-steps.ts';
+import { registerOneTimeCodeRoutes } from './one-time-codes.ts';
 import { fieldMessages } from './field-messages.ts';
 import { countLogin } from '../ops/metrics.ts';
 import { createSignInAudit } from './sign-in-audit.ts';
@@ -27,6 +28,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createSignInGuard, type Refusal } from './sign-in-guard.ts';
 import { POW_SCRIPT_PATH } from '../security/captcha/index.ts';
+import { goUpstream, registerFederationSteps, signInTenantId } from './federation.ts';
 
 export type { InteractionDependencies } from './step.ts';
 
@@ -128,6 +130,8 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     const registrationTenant = await selection.registrationTenant(step);
     // A CAPTCHA once the address (or the address at this identifier) looks suspicious.
     const captcha = identifierFirst ? undefined : await guard.challengeFor(step, identifier || undefined);
+    const tenantId = identifierFirst ? undefined : signInTenantId(step);
+    const connectors = tenantId && deps.federation ? await deps.federation.signIn.listForLogin(tenantId) : [];
     views.page(
       step.ctx,
       identifierFirst ? 'login-identifier.njk' : 'login.njk',
@@ -143,9 +147,22 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
         canRegister: Boolean(registrationTenant),
         forgotPasswordUrl: forgotPasswordPath(step.tenant),
         captcha,
+        codeSignIn: oneTimeCodes.offered(step),
+        connectors,
       },
       status,
     );
+  }
+
+  // Home-realm discovery: an identifier at an e-mail domain that belongs to a connector (of this
+  // sign-in's tenant, or of any tenant while none is chosen) goes straight to that connector.
+  async function sentUpstream(step: Step, identifier: string): Promise<boolean> {
+    if (!deps.federation) return false;
+    const found = await deps.federation.signIn.discover(identifier);
+    if (!found) return false;
+    const tenantId = signInTenantId(step);
+    if (tenantId ? tenantId !== found.tenantId : step.requested.kind !== 'open') return false;
+    return goUpstream(deps, step, states, found.tenantId, found.connectorName, identifier);
   }
 
   // Too many attempts, a locked identifier, an address caught spraying: one neutral page for
@@ -183,6 +200,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     if (!identifier || identifier.length > MAX_IDENTIFIER) {
       return showSignIn(step, { identifier: '', error: t('login.identifierRequired') }, 400);
     }
+    if (await sentUpstream(step, identifier)) return;
     // Nothing is looked up here: the next page is the same whether the identifier exists or not.
     step.state.identifier = identifier;
     await states.save(step.interaction.uid, step.state);
@@ -198,6 +216,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     if (!identifier || !password || identifier.length > MAX_IDENTIFIER || password.length > MAX_PASSWORD) {
       return showSignIn(step, { identifier: identifier.slice(0, MAX_IDENTIFIER), error: t('login.credentialsRequired') }, 400);
     }
+    if (await sentUpstream(step, identifier)) return;
     const verdict = await guard.before(step, identifier);
     if ('refused' in verdict) {
       if (verdict.refused.reason === 'captcha') return showSignIn(step, { identifier, error: t('login.captchaRequired') }, 400);
@@ -331,6 +350,8 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
 
   registerSecondFactorRoutes(router, { deps, states, awaited, next, showSignIn, signIns });
   registerPendingSteps(router, { deps, states, awaited, next });
+  const oneTimeCodes = registerOneTimeCodeRoutes(router, { deps, states, begin, awaited, next, showSignIn, signIns });
+  registerFederationSteps(router, { deps, states, begin, next, showSignIn });
 
   router.post('/:uid/confirm', async (ctx) => {
     const interaction = await details(ctx);

@@ -11,6 +11,7 @@ import type { InteractionDependencies, Step } from './step.ts';
 import type { NextStep } from './next-step.ts';
 import { countLogin } from '../ops/metrics.ts';
 import type { SignInAudit } from './sign-in-audit.ts';
+import { secondFactorPageOptions } from './one-time-codes.ts';
 
 const ATTEMPTS_PER_SIGN_IN = 5;
 const ATTEMPTS_PER_PERSON = 10;
@@ -46,7 +47,7 @@ export function registerSecondFactorRoutes(router: Router, context: SecondFactor
     const personVerdict = await perPerson.attempt(step.state.user!.userId);
     if (personVerdict !== 'allowed') {
       if (personVerdict === 'blocked') await signIns.blocked(step, 'security.lockout', perPerson.name);
-      views.page(step.ctx, page, { uid: step.interaction.uid, retry: true, error: t('login.mfaLocked') }, 429);
+      views.page(step.ctx, page, { uid: step.interaction.uid, retry: true, error: t('login.mfaLocked'), ...(await pageOptions(step, page)) }, 429);
       return 'refused';
     }
     return undefined;
@@ -59,6 +60,11 @@ export function registerSecondFactorRoutes(router: Router, context: SecondFactor
     await states.save(step.interaction.uid, step.state);
   }
 
+  // The two-step page shown again keeps what it offered: the app's code, codes by SMS and the like.
+  async function pageOptions(step: Step, page: string) {
+    return page === 'login-mfa.njk' ? secondFactorPageOptions(deps, step) : {};
+  }
+
   function codeFrom(ctx: Context): string {
     return (formField(ctx, 'code') ?? '').trim().slice(0, MAX_CODE);
   }
@@ -67,14 +73,14 @@ export function registerSecondFactorRoutes(router: Router, context: SecondFactor
     const step = await awaited(ctx, ['second-factor']);
     if (!step) return;
     const code = codeFrom(ctx);
-    if (!code) return views.page(ctx, page, { uid: step.interaction.uid, error: views.translator(ctx)('login.mfaCodeRequired') }, 400);
+    if (!code) return views.page(ctx, page, { uid: step.interaction.uid, error: views.translator(ctx)('login.mfaCodeRequired'), ...(await pageOptions(step, page)) }, 400);
     if (await attempt(step, page)) return;
     if (await verify(step, code)) {
       await succeeded(step, methods);
       return next.advance(step);
     }
     countLogin('invalid_second_factor');
-    return views.page(ctx, page, { uid: step.interaction.uid, error: views.translator(ctx)(wrongCode) }, 401);
+    return views.page(ctx, page, { uid: step.interaction.uid, error: views.translator(ctx)(wrongCode), ...(await pageOptions(step, page)) }, 401);
   }
 
   router.post('/:uid/mfa', (ctx) =>

@@ -3,13 +3,14 @@
 // the form: a step reads what earlier steps proved, and a step's form is accepted only while that
 // step is the one the sign-in is waiting for (`awaiting`).
 import type { HotStore } from '../store/hot-store.ts';
+import type { FederatedIdentity } from '../federation/login/service.ts';
 
 export interface AuthenticatedCandidate {
   tenantId: string;
   userId: string;
 }
 
-export type AwaitedStep = 'second-factor' | 'second-factor-enrolment' | 'password-change' | 'email-verification';
+export type AwaitedStep = 'second-factor' | 'second-factor-enrolment' | 'password-change' | 'email-verification' | 'federation-link';
 
 export interface LoginState {
   // A tenant picked on this page ("your organization"); a fixed tenant comes from the request.
@@ -26,6 +27,10 @@ export interface LoginState {
   awaiting?: AwaitedStep;
   // The signed-in person was offered to sign in again as themselves (max_age, prompt=login).
   reauthenticationOffered?: boolean;
+  // An upstream connector said who this is (src/interactions/federation.ts) ...
+  federated?: FederatedIdentity;
+  // ... and a local account with that verified address waits for proof before it is linked.
+  federationLink?: { userId: string; email: string; hasPassword: boolean };
 }
 
 export function emptyLoginState(): LoginState {

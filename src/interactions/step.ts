@@ -17,6 +17,8 @@ import type { SignInProtection } from '../security/brute-force-guard.ts';
 
 // db, audit and outbox: each sign-in's audit entries and events (sign-in-audit.ts).
 import type { IpRuleService } from '../security/ip-rules.ts';
+import type { OneTimeCodeService } from '../otp/service.ts';
+import type { FederationPages } from './federation.ts';
 
 export interface InteractionDependencies extends SignInAuditDependencies {
   providerHost: ProviderHost;
@@ -36,6 +38,10 @@ export interface InteractionDependencies extends SignInAuditDependencies {
   signInProtection: SignInProtection;
   // The tenant's IP rules for sign-in (src/security/ip-rules.ts).
   ipRules?: Pick<IpRuleService, 'check'>;
+  // Codes by e-mail, SMS or WhatsApp: sign-in without a password, and a second factor (src/otp).
+  oneTimeCodes?: OneTimeCodeService;
+  // Sign-in through the tenant's upstream connectors (src/interactions/federation.ts).
+  federation?: FederationPages;
 }
 
 export type Details = Awaited<ReturnType<Provider['interactionDetails']>>;

@@ -42,6 +42,14 @@ export function signingKeyQueries(db: Database) {
       const [row] = await trx('signing_key_version').where({ id: 1 }).increment('version', 1).returning('version');
       return Number(row.version);
     },
+    // For re-wrapping: the keys after `after` in kid order, locked.
+    page(trx: Database, after: string | undefined, limit: number): Promise<Array<Pick<SigningKeyRow, 'kid' | 'private_jwk_sealed'>>> {
+      const query = trx('signing_keys').orderBy('kid').limit(limit).forUpdate().select('kid', 'private_jwk_sealed');
+      return after === undefined ? query : query.where('kid', '>', after);
+    },
+    replaceSealed(trx: Database, kid: string, sealed: string) {
+      return trx('signing_keys').where({ kid }).update({ private_jwk_sealed: sealed });
+    },
     // Serialises rotations across instances.
     lock(trx: Database) {
       return trx('signing_key_version').where({ id: 1 }).forUpdate().first();

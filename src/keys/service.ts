@@ -3,7 +3,8 @@
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import type { Database } from '../store/database.ts';
 import type { HotStore } from '../store/hot-store.ts';
-import { seal, unseal } from '../security/crypto.ts';
+import { seal, unseal, type SealingKeys } from '../security/crypto.ts';
+import { rewrapAll, type RewrapReport } from '../security/rewrap.ts';
 import { signingKeyQueries, type KeyStatus, type SigningKeyRow } from './queries.ts';
 import type { AuditService } from '../audit/service.ts';
 import { originOf, type ChangeOrigin } from '../audit/origin.ts';
@@ -15,7 +16,7 @@ export const KEYS_CHANGED_CHANNEL = 'keys:changed';
 export interface KeyServiceOptions {
   db: Database;
   hot: HotStore;
-  keyEncryptionKey: Buffer;
+  keyEncryptionKey: SealingKeys;
   // The longest lifetime of anything signed: a retired key is published this long after retirement.
   maxSignedTokenLifetimeSeconds: number;
   // A rotation is recorded in the platform tenant's trail, in the rotation's transaction.
@@ -139,6 +140,18 @@ export function createKeyService(options: KeyServiceOptions) {
 
     version(): Promise<number> {
       return queries.version();
+    },
+
+    // Seals every private key again under the current key-encryption key (`idp keys rewrap`).
+    rewrap(keyRing: SealingKeys): Promise<RewrapReport> {
+      return rewrapAll(db, keyRing, {
+        kind: 'signing_key',
+        page: async (trx, after, limit) =>
+          (await queries.page(trx, after, limit)).map((row) => ({
+            cursor: row.kid,
+            values: [{ id: row.kid, sealed: row.private_jwk_sealed, context: sealContext(row.kid), save: (t, resealed) => queries.replaceSealed(t, row.kid, resealed) }],
+          })),
+      });
     },
 
     // The private JWKS for oidc-provider. Only active keys may sign (the preferred algorithm

@@ -6,7 +6,7 @@ import { translator } from '../i18n/catalogues.ts';
 import type { Branding } from '../tenants/branding.ts';
 import type { MailMessage } from './mailer.ts';
 
-export type MailTemplate = 'password-reset' | 'password-changed' | 'email-verification' | 'already-registered' | 'account-unlock';
+export type MailTemplate = 'password-reset' | 'password-changed' | 'email-verification' | 'already-registered' | 'account-unlock' | 'one-time-code';
 
 function catalogueKey(name: MailTemplate): string {
   return name.replace(/-([a-z])/g, (_, letter: string) => letter.toUpperCase());

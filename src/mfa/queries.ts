@@ -1,5 +1,6 @@
 // The MFA tables. Every function takes a transaction from withTenant (row-level security confines
 // it to the tenant; the explicit tenant_id filters are there for the primary keys).
+import type { Knex } from 'knex';
 import type { TenantTransaction } from '../store/tenant-scope.ts';
 
 export interface TotpRow {
@@ -82,5 +83,15 @@ export const mfaQueries = {
 
   async deleteBackupCodes(trx: TenantTransaction, tenantId: string, userId: string): Promise<void> {
     await trx('mfa_backup_codes').where({ tenant_id: tenantId, user_id: userId }).delete();
+  },
+
+  // For re-wrapping, on a platform transaction (all tenants): the rows after `after` in user order, locked.
+  sealedPage(trx: Knex.Transaction, after: string | undefined, limit: number): Promise<Array<Pick<TotpRow, 'tenant_id' | 'user_id' | 'secret_sealed' | 'pending_secret_sealed'>>> {
+    const query = trx('mfa_totp').orderBy('user_id').limit(limit).forUpdate().select('tenant_id', 'user_id', 'secret_sealed', 'pending_secret_sealed');
+    return after === undefined ? query : query.where('user_id', '>', after);
+  },
+
+  async replaceSealed(trx: Knex.Transaction, tenantId: string, userId: string, column: 'secret_sealed' | 'pending_secret_sealed', sealed: string): Promise<void> {
+    await trx('mfa_totp').where({ tenant_id: tenantId, user_id: userId }).update({ [column]: sealed });
   },
 };

@@ -4,7 +4,8 @@
 // write runs in withTenant, under row-level security.
 import type { Database } from '../store/database.ts';
 import { withTenant } from '../store/tenant-scope.ts';
-import { seal, unseal } from '../security/crypto.ts';
+import { seal, unseal, type SealingKeys } from '../security/crypto.ts';
+import { rewrapAll, type RewrapReport } from '../security/rewrap.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { isUuid } from '../ids.ts';
 import { mfaQueries } from './queries.ts';
@@ -28,7 +29,7 @@ export interface MfaEnrolments {
 
 export interface MfaServiceOptions {
   db: Database;
-  keyEncryptionKey: Buffer;
+  keyEncryptionKey: SealingKeys;
   // Every change (and every second-factor check) is recorded in the transaction that makes it.
   audit: Pick<AuditService, 'record'>;
   // The clock TOTP codes are checked against; tests fix it.
@@ -192,6 +193,26 @@ export function createMfaService(options: MfaServiceOptions) {
         await mfaQueries.deleteBackupCodes(trx, tenantId, userId);
         await mfaQueries.deleteTotp(trx, tenantId, userId);
         await record(trx, tenantId, userId, note, 'mfa.remove', 'success', { method: 'totp' });
+      });
+    },
+
+    // Seals every TOTP secret (active and pending) again under the current key-encryption key
+    // (`idp keys rewrap`). A platform task: it pages across all tenants, outside withTenant.
+    rewrap(keyRing: SealingKeys): Promise<RewrapReport> {
+      return rewrapAll(db, keyRing, {
+        kind: 'totp_secret',
+        page: async (trx, after, limit) =>
+          (await mfaQueries.sealedPage(trx, after, limit)).map((row) => ({
+            cursor: row.user_id,
+            values: (['secret_sealed', 'pending_secret_sealed'] as const)
+              .filter((column) => row[column])
+              .map((column) => ({
+                id: column === 'secret_sealed' ? row.user_id : `${row.user_id} (pending)`,
+                sealed: row[column]!,
+                context: sealContext(row.user_id),
+                save: (t: Knex.Transaction, resealed: string) => mfaQueries.replaceSealed(t, row.tenant_id, row.user_id, column, resealed),
+              })),
+          })),
       });
     },
   };

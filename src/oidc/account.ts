@@ -33,15 +33,19 @@ export function standardClaims(user: User): Record<string, unknown> {
 
 // Only active, non-deleted users are found: a suspended or deleted user's refresh tokens, userinfo
 // calls and sessions are refused from the moment the change commits.
-export function createAccountFinder(users: UserService): FindAccount {
+// rolesOf: the names of the roles the user holds in their tenant, direct and inherited, released
+// as the `roles` claim with the `roles` scope (what a downstream provider maps to its own roles).
+export function createAccountFinder(users: UserService, rolesOf?: (tenantId: string, userId: string) => Promise<string[]>): FindAccount {
   return async (ctx, sub) => {
     if (!isUuid(sub)) return undefined;
     const user = await userOfRequest(ctx, users, sub);
     if (!user) return undefined;
     return {
       accountId: user.id,
-      async claims() {
-        return standardClaims(user) as { sub: string };
+      async claims(_use, scope) {
+        const claims = standardClaims(user);
+        if (rolesOf && typeof scope === 'string' && scope.split(' ').includes('roles')) claims.roles = await rolesOf(user.tenantId, user.id);
+        return claims as { sub: string };
       },
     };
   };

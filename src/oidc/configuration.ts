@@ -101,7 +101,7 @@ export function buildConfiguration(deps: ConfigurationDependencies): Configurati
     adapter: deps.adapter,
     clients: [],
     jwks: deps.jwks as Configuration['jwks'],
-    findAccount: createAccountFinder(deps.users),
+    findAccount: createAccountFinder(deps.users, async (tenantId, userId) => (await deps.rbac.effectiveAccess(tenantId, 'user', userId)).roles),
     cookies: {
       keys: deps.cookieKeys,
       names: { session: '_session', interaction: '_interaction', resume: '_interaction_resume' },
@@ -117,13 +117,15 @@ export function buildConfiguration(deps: ConfigurationDependencies): Configurati
       sid: null,
       openid: ['sub', 'tenant_id', 'acr', 'amr'],
       email: ['email', 'email_verified'],
+      // The user's role names in their tenant (as Logto's `roles` scope): for downstream providers.
+      roles: ['roles'],
       phone: ['phone_number', 'phone_number_verified'],
       profile: [
         'name', 'given_name', 'family_name', 'middle_name', 'nickname', 'preferred_username', 'picture', 'website',
         'gender', 'birthdate', 'zoneinfo', 'locale', 'updated_at',
       ],
     },
-    scopes: ['openid', 'offline_access', 'email', 'phone', 'profile'],
+    scopes: ['openid', 'offline_access', 'email', 'phone', 'profile', 'roles'],
     // `tenant=<slug>` picks the tenant a user signs in to (unless the client is bound to one).
     extraParams: ['tenant'],
     acrValues: [...ACR_VALUES],

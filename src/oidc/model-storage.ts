@@ -48,3 +48,10 @@ export const DURABLE_CACHE_SECONDS = 300;
 // the length rules out a refresh token without a database round trip.
 export const REFRESH_TOKEN_BITS = 384;
 export const REFRESH_TOKEN_LENGTH = Math.ceil(REFRESH_TOKEN_BITS / 6);
+
+// The hot-store keys that only cache durable rows (record, consumed marker, uid index): during a
+// Redis outage they are neither served nor kept by the fallback, and Redis drops them on recovery.
+const durableCacheKey = new RegExp(`^oidc:(uid:)?\\{(${[...durableModels].join('|')}):`);
+export function isDurableCacheKey(key: string): boolean {
+  return durableCacheKey.test(key);
+}

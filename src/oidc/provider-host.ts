@@ -32,6 +32,7 @@ import type { AuditService } from '../audit/service.ts';
 import { countTokenIssued } from '../ops/metrics.ts';
 import { installLogoutAudit } from './logout-audit.ts';
 import { installAtomicReplayDetection } from './replay-detection.ts';
+import { oidcStoreUnavailable } from '../http/errors.ts';
 import type { ApiKeyVerifier } from '../apikeys/verifier.ts';
 import type { IpRuleService } from '../security/ip-rules.ts';
 
@@ -234,7 +235,10 @@ export class ProviderHost {
     provider.Client.prototype.compareClientSecret = function compareClientSecret(this: { clientSecret: string }, actual: string) {
       return digestsEqual(this.clientSecret, sha256Hex(actual));
     } as never;
-    provider.on('server_error', (_ctx, error) => log.error({ err: error }, 'oidc server error'));
+    // A store outage is a 503 temporarily_unavailable (docs/operations.md, "Outages"), not a bug.
+    provider.on('server_error', (ctx, error) => {
+      if (!oidcStoreUnavailable(ctx, this.#deps.views, log, error)) log.error({ err: error }, 'oidc server error');
+    });
     provider.on('grant.success', (ctx) => countTokenIssued(String(ctx.oidc.params?.grant_type)));
     provider.on('backchannel.error', (_ctx, error, client) =>
       log.warn({ err: { message: error.message }, clientId: client.clientId }, 'back-channel logout delivery failed'),

@@ -146,3 +146,34 @@ export function createInstanceMetrics(db: Database, hot: HotStore): Registry {
   });
   return Registry.merge([processMetrics, instance]);
 }
+
+// Outages (docs/operations.md, "Outages"): Redis unreachable, PostgreSQL unreachable.
+const hotStoreDegraded = new Gauge({
+  name: 'idp_hot_store_degraded',
+  help: '1 while Redis is unreachable and this instance keeps hot state in its in-process fallback, else 0.',
+  registers: [processMetrics],
+});
+
+const hotStoreFallbackOperations = new Counter({
+  name: 'idp_hot_store_fallback_operations_total',
+  help: 'Hot-store operations the in-process fallback served (or refused when full) because Redis was unreachable.',
+  registers: [processMetrics],
+});
+
+const storeUnavailableRequests = new Counter({
+  name: 'idp_store_unavailable_total',
+  help: 'Requests answered 503 because a store was unreachable: PostgreSQL down or its pool without a connection in time, or Redis down with the fallback full.',
+  registers: [processMetrics],
+});
+
+export function setHotStoreDegraded(degraded: boolean): void {
+  hotStoreDegraded.set(degraded ? 1 : 0);
+}
+
+export function countHotStoreFallback(): void {
+  hotStoreFallbackOperations.inc();
+}
+
+export function countStoreUnavailable(): void {
+  storeUnavailableRequests.inc();
+}

@@ -4,7 +4,7 @@ import type { Database } from '../store/database.ts';
 import type { HotStore } from '../store/hot-store.ts';
 import { problem } from '../http/errors.ts';
 import { digestsEqual, sha256Hex } from '../security/crypto.ts';
-import { checkStores } from './store-health.ts';
+import { checkStores, readinessOf } from './store-health.ts';
 
 export interface MetricsExposure {
   registry: Registry;
@@ -19,7 +19,8 @@ export function opsRoutes(db: Database, hot: HotStore, metrics?: MetricsExposure
   });
   router.get('/readyz', async (ctx) => {
     const checks = await checkStores(db, hot);
-    if (Object.values(checks).every(Boolean)) ctx.body = { status: 'ready', checks };
+    const status = readinessOf(checks, hot);
+    if (status !== 'not-ready') ctx.body = { status, checks };
     else problem(ctx, 503, 'not-ready', 'a dependency is unavailable', { checks });
   });
   if (metrics?.token) {

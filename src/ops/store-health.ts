@@ -32,3 +32,14 @@ export async function withTimeout(check: Promise<boolean>, ms: number): Promise<
     clearTimeout(timer);
   }
 }
+
+export type Readiness = 'ready' | 'degraded' | 'not-ready';
+
+// Without PostgreSQL (or with migrations pending) nothing can be served. Without Redis an instance
+// that has the outage fallback still serves, degraded (docs/operations.md, "Outages"): taking
+// every instance out of the load balancer for a Redis outage would turn it into a full one.
+export function readinessOf(health: StoreHealth, hot: HotStore): Readiness {
+  if (!health.database || !health.migrations) return 'not-ready';
+  if (health.hotStore) return 'ready';
+  return hot.resilient ? 'degraded' : 'not-ready';
+}

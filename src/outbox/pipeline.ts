@@ -15,13 +15,14 @@ import { createEventWorker, type EventWorker } from './worker.ts';
 import { createWebhookService, type WebhookService } from '../webhooks/service.ts';
 import { webhookDispatcher } from '../webhooks/dispatcher.ts';
 import type { AuditService } from '../audit/service.ts';
+import type { SealingKeys } from '../security/crypto.ts';
 
 export interface EventPipelineOptions {
   config: Pick<Config, 'events' | 'outboundAllowPrivateNetwork' | 'purgeIntervalSeconds'>;
   db: Database;
   hot: HotStore;
   log: Logger;
-  keyEncryptionKey: Buffer;
+  keyEncryptionKey: SealingKeys;
   users: Pick<UserService, 'recordLogin'>;
   // Webhook endpoint changes are recorded in the audit trail.
   audit: Pick<AuditService, 'record'>;

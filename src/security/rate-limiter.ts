@@ -46,7 +46,7 @@ function storeFor(hot: HotStore, options: RateLimitOptions): RateLimiterAbstract
     options.log?.warn({ limiter: options.name }, 'Redis is unreachable: rate limits fall back to per-process counts until it returns');
     setTimeout(() => (warned = false), 60_000).unref();
   };
-  return new RateLimiterRedis({
+  const redisLimiter = new RateLimiterRedis({
     ...common,
     storeClient: (hot as RedisHotStore).client,
     // Without this, a Redis outage would reject every request; the insurance counts per process.
@@ -57,6 +57,17 @@ function storeFor(hot: HotStore, options: RateLimitOptions): RateLimiterAbstract
       },
     }),
     rejectIfRedisNotReady: true,
+  });
+  // While the hot store knows Redis is out (docs/operations.md, "Outages"), go straight to the
+  // insurance: a Redis that hangs instead of refusing would cost every request a command timeout.
+  return new Proxy(redisLimiter, {
+    get(target, property, receiver) {
+      if (hot.degraded && (property === 'consume' || property === 'delete')) {
+        warnOnce();
+        return property === 'consume' ? insurance.consume.bind(insurance) : insurance.delete.bind(insurance);
+      }
+      return Reflect.get(target, property, receiver);
+    },
   });
 }
 

@@ -29,6 +29,8 @@ export const RATE_LIMIT_RULES: readonly RateLimitRule[] = [
   { limit: 'otpPerIp', method: 'POST', path: /^\/interaction\/[^/]+\/mfa(?:\/backup|\/enrol)?$/, surface: 'page' },
   { limit: 'otpPerIp', method: 'POST', path: /^\/account\/mfa\/confirm$/, surface: 'page' },
   { limit: 'otpPerIp', method: 'POST', path: /^\/api\/v1\/me\/mfa\/totp\/confirm$/, surface: 'api' },
+  // Typing a one-time code sent by e-mail, SMS or WhatsApp (src/interactions/one-time-codes.ts).
+  { limit: 'otpPerIp', method: 'POST', path: /^\/interaction\/[^/]+\/(?:code|mfa\/code)\/verify$/, surface: 'page' },
   { limit: 'registrationPerIp', method: 'POST', path: /^\/interaction\/[^/]+\/register$/, surface: 'page' },
   { limit: 'passwordResetPerIp', method: 'POST', path: /^\/password\/(?:forgot|reset)$/, surface: 'page' },
   { limit: 'tokenPerIp', method: 'POST', path: /^\/token$/, surface: 'protocol' },
@@ -48,6 +50,8 @@ const LIMITER_NAMES: Record<RateLimitName, string> = {
   tokenPerClient: 'token-per-client',
   introspectionPerIp: 'introspection-per-ip',
   revocationPerIp: 'revocation-per-ip',
+  otpSendPerDestination: 'otp-send-per-destination',
+  otpSendPerIp: 'otp-send-per-ip',
 };
 
 export interface MatchedLimit {
@@ -77,6 +81,9 @@ export interface RateLimits {
   match(method: string, path: string): MatchedLimit[];
   // The per-client limit of the token endpoint, when it is on.
   readonly tokenPerClient?: RateLimiter;
+  // Limits counted by the code that knows the key rather than by path (one-time-code sends per
+  // destination and per address); undefined when off.
+  limiter(name: RateLimitName): RateLimiter | undefined;
   // Records the first refusal of a window; never fails the request it is called from.
   recordBlock(block: RateLimitBlock): Promise<void>;
 }
@@ -97,6 +104,7 @@ export function createRateLimits(deps: RateLimitsDependencies): RateLimits {
       return matched;
     },
     tokenPerClient: limiters.get('tokenPerClient'),
+    limiter: (name) => limiters.get(name),
     async recordBlock(block) {
       try {
         await deps.audit.record(undefined, {

@@ -19,8 +19,12 @@ export function createDatabase(options: DatabaseOptions): Database {
   if (options.url) {
     return knexFactory({
       client: 'pg',
-      connection: { connectionString: options.url, application_name: 'idp' },
-      pool: { min: 0, max: options.poolMax, acquireTimeoutMillis: 5000 },
+      // An outage must answer fast, not hang (docs/operations.md, "Outages"): a connection attempt
+      // gives up after 5 s, and keep-alive finds a connection whose peer vanished without a reset.
+      connection: { connectionString: options.url, application_name: 'idp', connectionTimeoutMillis: 5000, keepAlive: true, keepAliveInitialDelayMillis: 10_000 },
+      // A failed connection attempt fails the waiting query at once (no retrying until the acquire
+      // timeout); a connection that broke is dropped by knex and the pool makes new ones on demand.
+      pool: { min: 0, max: options.poolMax, acquireTimeoutMillis: 5000, createTimeoutMillis: 5000, propagateCreateError: true },
       acquireConnectionTimeout: 5000,
       // Failures reach the caller as errors; knex's own console output would print stacks.
       log: quietKnexLog,

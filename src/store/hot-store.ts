@@ -2,6 +2,10 @@
 // Redis in production, an in-process map on the embedded default; callers never know which.
 export interface HotStore {
   readonly kind: 'redis' | 'memory';
+  // Set on Redis with an in-process fallback for its outages (ResilientHotStore): a failed ping
+  // then means degraded service, not none; `degraded` is true while the fallback serves.
+  readonly resilient?: boolean;
+  readonly degraded?: boolean;
   get(key: string): Promise<string | null>;
   set(key: string, value: string, ttlSeconds?: number): Promise<void>;
   // Sets only when the key is absent; true when this call set it. The basis of atomic "consume".

@@ -128,6 +128,19 @@ export class MemoryHotStore implements HotStore {
     this.#events.removeAllListeners();
   }
 
+  // A key's live value and remaining lifetime (Infinity without a TTL): what a fallback hands back
+  // to Redis when it returns.
+  snapshot(key: string): { value: string | string[]; ttlMs: number } | undefined {
+    const entry = this.#live(key);
+    if (!entry) return undefined;
+    return { value: typeof entry.value === 'string' ? entry.value : [...entry.value], ttlMs: entry.expiresAt - this.#now() };
+  }
+
+  // Keys held, expired ones not yet swept included: the bound a fallback checks.
+  get size(): number {
+    return this.#entries.size;
+  }
+
   // Test hook mirroring FLUSHDB on Redis.
   clear(): void {
     this.#entries.clear();

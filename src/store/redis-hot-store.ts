@@ -47,15 +47,20 @@ export class RedisHotStore implements HotStore {
       keyPrefix: options.keyPrefix,
       maxRetriesPerRequest: 2,
       connectTimeout: 5000,
+      // A Redis that accepts connections but does not answer must not hold requests: the command
+      // fails and the outage fallback takes over (docs/operations.md, "Outages").
+      commandTimeout: 2000,
       lazyConnect: false,
       // Commands issued in the same tick (parallel requests, Promise.all) leave in one write: on a
       // busy instance most of a command's cost is the socket write, not Redis.
       enableAutoPipelining: true,
+      // CLIENT SETINFO is unknown before Redis 7.2; each connection would log an error there.
+      disableClientInfo: true,
     };
     this.#channelPrefix = options.keyPrefix;
     const client =
       options.urls.length > 1
-        ? new Cluster(options.urls.map(parseNode), { redisOptions: common, keyPrefix: options.keyPrefix, enableAutoPipelining: true })
+        ? new Cluster(options.urls.map(parseNode), { redisOptions: { ...common, ...clusterCredentials(options.urls[0]) }, keyPrefix: options.keyPrefix, enableAutoPipelining: true })
         : new Redis(options.urls[0], common);
     client.defineCommand('incrementWithTtl', { numberOfKeys: 1, lua: INCREMENT_WITH_TTL });
     client.defineCommand('addToSetGrowingTtl', { numberOfKeys: 1, lua: ADD_TO_SET_GROWING_TTL });
@@ -106,7 +111,13 @@ export class RedisHotStore implements HotStore {
     const handlers = this.#handlers.get(full) ?? [];
     handlers.push(handler);
     this.#handlers.set(full, handlers);
-    await subscriber.subscribe(full);
+    try {
+      await subscriber.subscribe(full);
+    } catch (error) {
+      // A subscription that failed (Redis down) can be made again without delivering twice.
+      handlers.splice(handlers.indexOf(handler), 1);
+      throw error;
+    }
   }
 
   async appendToStream(stream: string, entry: StreamAppend): Promise<string | null> {
@@ -169,6 +180,17 @@ export class RedisHotStore implements HotStore {
     }
     return this.#subscriber;
   }
+}
+
+// A managed cluster's user, password and TLS (rediss://) come from the URLs, which name only the
+// nodes to start from; the cluster connects to the others it learns of with the same settings.
+function clusterCredentials(url: string): Pick<RedisOptions, 'username' | 'password' | 'tls'> {
+  const parsed = new URL(url);
+  return {
+    ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),
+    ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
+    ...(parsed.protocol === 'rediss:' ? { tls: { servername: parsed.hostname } } : {}),
+  };
 }
 
 function parseNode(url: string): { host: string; port: number } {

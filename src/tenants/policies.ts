@@ -64,10 +64,23 @@ export const tenantPoliciesSchema = z
     allowedIpRanges: z.array(cidr).max(500).default([]),
     // Password sign-in brute-force protection (src/security/brute-force.ts, docs/login-experience.md).
     lockout: lockoutPolicySchema.default(LOCKOUT_DEFAULTS),
+    // Sign-in with a code sent by e-mail, SMS or WhatsApp, and such codes as a second factor
+    // (docs/one-time-codes.md). Off until an administrator lists the channels.
+    oneTimeCodes: z
+      .object({
+        signIn: z.array(z.enum(['email', 'sms', 'whatsapp'])).max(3).refine(unique, { message: 'must not repeat a channel' }).default([]),
+        secondFactor: z.array(z.enum(['sms', 'whatsapp', 'email'])).max(3).refine(unique, { message: 'must not repeat a channel' }).default([]),
+      })
+      .strict()
+      .default({ signIn: [], secondFactor: [] }),
   })
   .strict();
 
 export type TenantPolicies = z.infer<typeof tenantPoliciesSchema>;
+
+function unique(values: string[]): boolean {
+  return new Set(values).size === values.length;
+}
 
 function isCidr(value: string): boolean {
   const [address, prefix, ...rest] = value.split('/');

@@ -23,6 +23,9 @@ export const ADMIN_API_PERMISSIONS = [
   'users:export',
   'users:erase',
   'reports:read',
+  // Upstream identity provider connectors of a tenant (docs/federation.md).
+  'connectors:read',
+  'connectors:write',
 ] as const;
 
 export type AdminPermission = (typeof ADMIN_API_PERMISSIONS)[number];
@@ -33,7 +36,7 @@ export const IMPERSONATION_PERMISSION = 'users:impersonate' satisfies AdminPermi
 
 export function systemRoleDefinitions(adminApi: string, platform: boolean) {
   const grant = (...permissions: AdminPermission[]) => permissions.map((permission) => ({ api: adminApi, permission }));
-  const tenantAdmin = grant('tenants:read', 'users:read', 'users:write', 'sessions:read', 'sessions:write', 'webhooks:read', 'webhooks:write', 'roles:read', 'roles:write', 'clients:read', 'clients:write', 'apis:read', 'rbac:check', 'audit:read', 'apikeys:read', 'apikeys:write', 'users:export', 'users:erase', 'reports:read');
+  const tenantAdmin = grant('tenants:read', 'users:read', 'users:write', 'sessions:read', 'sessions:write', 'webhooks:read', 'webhooks:write', 'roles:read', 'roles:write', 'clients:read', 'clients:write', 'apis:read', 'rbac:check', 'audit:read', 'apikeys:read', 'apikeys:write', 'users:export', 'users:erase', 'reports:read', 'connectors:read', 'connectors:write');
   return [
     // In the platform tenant, root-admin manages every tenant and the APIs.
     { name: 'root-admin', description: platform ? 'Manages the platform: every tenant, API and client' : 'Full control of this tenant', permissions: platform ? grant(...ADMIN_API_PERMISSIONS.filter((permission) => permission !== IMPERSONATION_PERMISSION)) : [...tenantAdmin, ...grant('tenants:write')] },

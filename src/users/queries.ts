@@ -75,6 +75,14 @@ export const userQueries = {
       .first();
   },
 
+  // Live users whose verified phone number is this one (E.164); at most `limit`, to tell one from many.
+  findByVerifiedPhone(trx: TenantTransaction, tenantId: string, phoneNumber: string, limit: number): Promise<UserRow[]> {
+    return selectUser(trx('users'), trx)
+      .where({ tenant_id: tenantId, phone_number: phoneNumber, phone_number_verified: true })
+      .whereNull('deleted_at')
+      .limit(limit);
+  },
+
   // Which of the given e-mail and username other live users of the tenant already use.
   async taken(trx: TenantTransaction, tenantId: string, values: { email?: string; username?: string | null }, exceptId?: string): Promise<{ email: boolean; username: boolean }> {
     if (!values.email && !values.username) return { email: false, username: false };

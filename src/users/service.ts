@@ -292,12 +292,14 @@ export function createUserService(deps: UserServiceDependencies) {
   const service = {
     // An administrator creates a user. The password is optional (a user without one cannot sign
     // in with a password until one is set).
-    create(tenantId: string, input: NewUser, origin?: ChangeOrigin): Promise<User> {
+    // `inserted` runs in the creating transaction (federation links the upstream identity there).
+    create(tenantId: string, input: NewUser, origin?: ChangeOrigin, options: { inserted?: (trx: TenantTransaction, user: User) => Promise<void> } = {}): Promise<User> {
       return insertUser(tenantId, input, ADMIN_ALLOWED, {
         passwordRequired: false,
         inserted: async (trx, user) => {
           await recordChange(trx, 'user.create', user, userChanges(null, user, { passwordSet: user.hasPassword }), origin);
           await deps.outbox.enqueue(trx, { tenantId, type: 'user.created', data: { userId: user.id, email: user.email } });
+          await options.inserted?.(trx, user);
         },
       });
     },
@@ -469,6 +471,20 @@ export function createUserService(deps: UserServiceDependencies) {
       return row && valid && row.status === 'active' ? toUser(row) : undefined;
     },
 
+    // The active user a one-time code for sign-in goes to: by e-mail address, or by verified phone
+    // number (E.164); a number verified for several users of the tenant belongs to nobody here.
+    async findSignInCandidate(tenantId: string, by: { email: string } | { phoneNumber: string }): Promise<User | undefined> {
+      if (!isUuid(tenantId)) return undefined;
+      if ('email' in by) {
+        if (typeof by.email !== 'string' || !by.email.includes('@') || by.email.length > MAX_IDENTIFIER) return undefined;
+        const row = await withTenant(db, tenantId, (trx) => userQueries.findByIdentifier(trx, tenantId, by.email.trim()));
+        return row && row.status === 'active' ? toUser(row) : undefined;
+      }
+      if (typeof by.phoneNumber !== 'string' || !/^\+[1-9][0-9]{1,14}$/.test(by.phoneNumber)) return undefined;
+      const rows = await withTenant(db, tenantId, (trx) => userQueries.findByVerifiedPhone(trx, tenantId, by.phoneNumber, 2));
+      return rows.length === 1 && rows[0].status === 'active' ? toUser(rows[0]) : undefined;
+    },
+
     // A sign-in happened at `at` (ISO time): kept as the user's last login, in the caller's transaction.
     async recordLogin(trx: Knex.Transaction, tenantId: string, userId: string, at: string): Promise<void> {
       if (!isUuid(userId)) return;
@@ -535,6 +551,30 @@ export function createUserService(deps: UserServiceDependencies) {
         changedAt: record.password_changed_at ? new Date(record.password_changed_at) : null,
         mustChange: record.password_must_change,
       };
+    },
+
+    // Stores a phone number the person proved with a code: E.164 and verified in one change,
+    // replacing any earlier number. Recorded as user.update (with user.updated) by `origin`.
+    async setVerifiedPhone(tenantId: string, id: string, e164: string, origin?: ChangeOrigin): Promise<User> {
+      if (typeof e164 !== 'string' || !/^\+[1-9][0-9]{1,14}$/.test(e164)) throw invalid({ phoneNumber: 'must be in E.164 form, such as +14155550123' });
+      const row = await changeUser(tenantId, id, async (trx, current) => {
+        if (current.phone_number === e164 && current.phone_number_verified) return current;
+        const updated = (await userQueries.update(trx, tenantId, id, undefined, { phone_number: e164, phone_number_verified: true }))!;
+        await recordUpdate(trx, 'user.update', toUser(current), toUser(updated), origin);
+        return updated;
+      });
+      return toUser(row!);
+    },
+
+    // Removes the phone number (and its verification); nothing is recorded when there was none.
+    async removePhone(tenantId: string, id: string, origin?: ChangeOrigin): Promise<User> {
+      const row = await changeUser(tenantId, id, async (trx, current) => {
+        if (current.phone_number === null && !current.phone_number_verified) return current;
+        const updated = (await userQueries.update(trx, tenantId, id, undefined, { phone_number: null, phone_number_verified: false }))!;
+        await recordUpdate(trx, 'user.update', toUser(current), toUser(updated), origin);
+        return updated;
+      });
+      return toUser(row!);
     },
 
     // Marks the e-mail address verified, if it is still the one a verification mail went to.

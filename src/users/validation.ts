@@ -4,6 +4,7 @@ import { ValidationError } from '../errors.ts';
 import { validateAttributes, type AttributeSchema } from '../tenants/attribute-schema.ts';
 import { isUuid } from '../ids.ts';
 import { MAX_PASSWORD_LENGTH } from '../security/password-policy.ts';
+import { toE164 } from '../otp/phone.ts';
 
 export const USER_STATUSES = ['active', 'suspended', 'deactivated'] as const;
 export type UserStatus = (typeof USER_STATUSES)[number];
@@ -56,7 +57,6 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
 const EMAIL_LOCAL = /^[^\s@"(),:;<>[\]\\]{1,64}$/u;
 const DOMAIN_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i;
 const USERNAME = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62}[A-Za-z0-9])?$/;
-const PHONE = /^\+[1-9][0-9]{1,14}(?:;ext=[0-9]{1,10})?$/;
 const BIRTHDATE = /^(?:(\d{4})|(\d{4})-(\d{2})-(\d{2}))$/;
 
 type Check = (value: unknown) => string | undefined;
@@ -143,7 +143,8 @@ const CHECKS: Record<Exclude<UserField, 'customAttributes'>, Check> = {
   email: text(MAX_EMAIL, (value) => (isEmail(value.trim()) ? undefined : 'not an e-mail address')),
   username: text(MAX_USERNAME, (value) => (USERNAME.test(value.trim()) ? undefined : 'letters, digits, . _ and -, starting and ending with a letter or digit')),
   emailVerified: bool,
-  phoneNumber: text(32, (value) => (PHONE.test(value.trim()) ? undefined : 'must be in E.164 form, such as +14155550123')),
+  // National formats are taken when they carry the country code (+49 30 1234567, 0049 30 1234567); stored as E.164.
+  phoneNumber: text(32, (value) => (toE164(value) ? undefined : 'must be in E.164 form, such as +14155550123')),
   phoneNumberVerified: bool,
   password: (value) => {
     if (typeof value !== 'string') return 'must be a string';
@@ -208,6 +209,7 @@ export function checkInput(input: unknown, allowed: readonly UserField[], option
       continue;
     }
     if (name === 'password') checked.password = value as string;
+    else if (name === 'phoneNumber') checked.values[COLUMNS[name]] = toE164(value as string);
     else checked.values[COLUMNS[name]] = TRIMMED.has(name) ? (value as string).trim() : value;
   }
   if (options.creating) {

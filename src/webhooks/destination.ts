@@ -26,14 +26,14 @@ export function isPublicAddress(address: string): boolean {
   return !blocked.check(address, 'ipv6');
 }
 
-function isLoopbackHost(hostname: string): boolean {
+export function isLoopbackHost(hostname: string): boolean {
   const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
   return host === 'localhost' || host.endsWith('.localhost') || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
 }
 
-// Why the URL cannot be an endpoint, or undefined when it can.
-export function endpointUrlProblem(value: string): string | undefined {
-  if (value.length > MAX_URL_LENGTH) return `must be at most ${MAX_URL_LENGTH} characters`;
+// The URL of an outgoing call, or why it cannot be one whatever its scheme: not absolute, with
+// credentials, with a fragment (webhooks here, upstream identity providers in federation).
+export function parseOutboundUrl(value: string): URL | string {
   let url: URL;
   try {
     url = new URL(value);
@@ -42,6 +42,14 @@ export function endpointUrlProblem(value: string): string | undefined {
   }
   if (url.username || url.password) return 'must not carry credentials';
   if (url.hash) return 'must not have a fragment';
+  return url;
+}
+
+// Why the URL cannot be an endpoint, or undefined when it can.
+export function endpointUrlProblem(value: string): string | undefined {
+  if (value.length > MAX_URL_LENGTH) return `must be at most ${MAX_URL_LENGTH} characters`;
+  const url = parseOutboundUrl(value);
+  if (typeof url === 'string') return url;
   if (url.protocol === 'https:') return undefined;
   if (url.protocol === 'http:' && isLoopbackHost(url.hostname)) return undefined;
   return 'must be https (plain http only to localhost, for development)';

@@ -2,7 +2,7 @@
 // and jitter, dead-lettered after maxAttempts failures (an administrator can replay them).
 import type { Logger } from 'pino';
 import type { Database } from '../store/database.ts';
-import { unseal } from '../security/crypto.ts';
+import { unseal, type SealingKeys } from '../security/crypto.ts';
 import { deliveryQueries, type DueDelivery } from './queries.ts';
 import { signatureHeaders } from './signature.ts';
 import { sendWebhook, type SendResult } from './sender.ts';
@@ -10,7 +10,7 @@ import { endpointSealContext } from './service.ts';
 
 export interface DispatcherOptions {
   db: Database;
-  keyEncryptionKey: Buffer;
+  keyEncryptionKey: SealingKeys;
   log: Logger;
   now: () => Date;
   maxAttempts: number;

@@ -85,6 +85,18 @@ export const endpointQueries = {
   async remove(trx: Knex.Transaction, tenantId: string, id: string): Promise<boolean> {
     return (await trx('webhook_endpoints').where({ tenant_id: tenantId, id }).delete(['id'])).length > 0;
   },
+
+  // Re-wrapping after a key-encryption key rotation, platform context (all tenants): the
+  // endpoints after `after` in id order, locked.
+  sealedPage(trx: Knex.Transaction, after: string | undefined, limit: number): Promise<Array<Pick<EndpointRow, 'tenant_id' | 'id' | 'secret_sealed'>>> {
+    const query = trx('webhook_endpoints').orderBy('id').limit(limit).forUpdate().select('tenant_id', 'id', 'secret_sealed');
+    return after === undefined ? query : query.where('id', '>', after);
+  },
+
+  // The same secret sealed anew: no version change, so no edit in flight conflicts.
+  async replaceSealed(trx: Knex.Transaction, tenantId: string, id: string, sealed: string): Promise<void> {
+    await trx('webhook_endpoints').where({ tenant_id: tenantId, id }).update({ secret_sealed: sealed });
+  },
 };
 
 export const deliveryQueries = {

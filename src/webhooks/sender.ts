@@ -25,7 +25,7 @@ class BlockedAddressError extends Error {
   code = 'EBLOCKED';
 }
 
-function guardedLookup(allowPrivateNetwork: boolean): LookupFunction {
+export function guardedLookup(allowPrivateNetwork: boolean): LookupFunction {
   return (hostname, options, callback) => {
     dnsLookup(hostname, { ...options, all: true }, (error, addresses: LookupAddress[]) => {
       if (error) return (callback as (error: Error) => void)(error);
@@ -38,7 +38,7 @@ function guardedLookup(allowPrivateNetwork: boolean): LookupFunction {
   };
 }
 
-function describe(error: unknown): string {
+export function describe(error: unknown): string {
   const code = (error as { code?: string }).code;
   if (code === 'EBLOCKED') return 'the address is not public (blocked)';
   if (code === 'ETIMEDOUT' || (error as Error).name === 'TimeoutError' || (error as Error).name === 'AbortError') return 'timed out';

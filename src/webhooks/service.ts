@@ -5,7 +5,8 @@ import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { Database } from '../store/database.ts';
 import { withTenant } from '../store/tenant-scope.ts';
-import { seal } from '../security/crypto.ts';
+import { seal, type SealingKeys } from '../security/crypto.ts';
+import { rewrapAll, type RewrapReport } from '../security/rewrap.ts';
 import { ConflictError, NotFoundError, ValidationError, VersionMismatchError } from '../errors.ts';
 import { isEventType, type EventEnvelope } from '../outbox/events.ts';
 import type { EventSubscriber } from '../outbox/publisher.ts';
@@ -72,6 +73,8 @@ export interface WebhookService {
   replayDead(tenantId: string, endpointId: string, origin?: ChangeOrigin): Promise<number>;
   // The publisher's fan-out: one delivery per matching endpoint, in the publishing transaction.
   fanOut: EventSubscriber;
+  // Seals every endpoint secret again under the current key-encryption key (`idp keys rewrap`).
+  rewrap(keyRing: SealingKeys): Promise<RewrapReport>;
 }
 
 export function endpointSealContext(endpointId: string): string {
@@ -141,7 +144,7 @@ function endpointChanges(before: WebhookEndpoint | null, after: WebhookEndpoint 
   return { changes: changes.map((change) => (change.field === 'url' ? { field: 'url', before: urlOrigin(change.before), after: urlOrigin(change.after) } : change)) };
 }
 
-export function createWebhookService(options: { db: Database; keyEncryptionKey: Buffer; audit: Pick<AuditService, 'record'>; now?: () => Date }): WebhookService {
+export function createWebhookService(options: { db: Database; keyEncryptionKey: SealingKeys; audit: Pick<AuditService, 'record'>; now?: () => Date }): WebhookService {
   const { db, keyEncryptionKey } = options;
   const now = options.now ?? (() => new Date());
 
@@ -251,5 +254,15 @@ export function createWebhookService(options: { db: Database; keyEncryptionKey: 
       }),
 
     fanOut: (trx: Knex.Transaction, events: EventEnvelope[]) => deliveryQueries.fanOut(trx, events, now()),
+
+    rewrap: (keyRing) =>
+      rewrapAll(db, keyRing, {
+        kind: 'webhook_secret',
+        page: async (trx, after, limit) =>
+          (await endpointQueries.sealedPage(trx, after, limit)).map((row) => ({
+            cursor: row.id,
+            values: [{ id: row.id, sealed: row.secret_sealed, context: endpointSealContext(row.id), save: (t, resealed) => endpointQueries.replaceSealed(t, row.tenant_id, row.id, resealed) }],
+          })),
+      }),
   };
 }

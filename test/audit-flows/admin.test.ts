@@ -19,7 +19,7 @@ import { usersHoldingRole } from '../../src/rbac/queries.ts';
 const SLOW = 120_000;
 const PASSWORD = 'Granite-Lantern-Orbit-42';
 const NEW_PASSWORD = 'Velvet-Harbour-Quartz-77';
-const PHONE = '+441632960001';
+const PHONE = '+4915112345678';
 
 let counter = 0;
 const unique = (prefix: string) => `${prefix}-${process.pid}-${++counter}`;

@@ -4,7 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as oidc from 'openid-client';
 import { createRemoteJWKSet, exportJWK, generateKeyPair, jwtVerify } from 'jose';
-import { forEachBackend, type BackendEnv } from '../helpers/backends.ts';
+import { clusterBackend, forEachBackend, type BackendEnv } from '../helpers/backends.ts';
 import { startInstance, type Instance } from '../helpers/instance.ts';
 import { createFixtures, basicAuth, USER, type Fixtures } from '../helpers/fixtures.ts';
 import { discover, loginWithCode, POST_LOGOUT_REDIRECT_URI, REDIRECT_URI } from '../helpers/rp.ts';
@@ -185,4 +185,4 @@ forEachBackend('extended protocol features', (backend) => {
     });
     await expect(registering).to.be.rejectedWith(/private/i);
   });
-});
+}, { extra: [clusterBackend] });

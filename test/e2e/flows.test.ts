@@ -2,7 +2,7 @@
 import { expect } from 'chai';
 import * as oidc from 'openid-client';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
-import { forEachBackend, type BackendEnv } from '../helpers/backends.ts';
+import { clusterBackend, forEachBackend, type BackendEnv } from '../helpers/backends.ts';
 import { startInstance, type Instance } from '../helpers/instance.ts';
 import { createFixtures, clientCredentialsToken, basicAuth, API, USER, type Fixtures, introspect as introspectToken } from '../helpers/fixtures.ts';
 import { discover, loginWithCode, POST_LOGOUT_REDIRECT_URI } from '../helpers/rp.ts';
@@ -204,4 +204,4 @@ forEachBackend('protocol flows', (backend) => {
     );
     expect(attempts).to.deep.equal(['login failed with 401', 'login failed with 401']);
   });
-});
+}, { extra: [clusterBackend] });

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { Redis } from 'ioredis';
+import { redisServerAvailable, sharedRedisCluster } from './redis-cluster.ts';
 
 export const POSTGRES_URL = process.env.TEST_DATABASE_URL || process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 export const REDIS_URL = process.env.TEST_REDIS_URL || process.env.REDIS_URL || 'redis://127.0.0.1:6379';
@@ -72,33 +73,46 @@ export function postgresUrlWithSchema(schema: string): string {
   return url.toString();
 }
 
+// A fresh PostgreSQL schema and Redis key prefix (no braces: a hash tag in the prefix would put
+// every key of a cluster in one slot), with the secrets an instance on them needs.
+async function isolatedServerStore(redisUrl: string): Promise<{ env: Record<string, string>; keyPrefix: string; dropSchema(): Promise<void> }> {
+  const id = randomBytes(6).toString('hex');
+  const schema = `t_${id}`;
+  const keyPrefix = `test:${id}:`;
+  const admin = new pg.Client({ connectionString: POSTGRES_URL });
+  await admin.connect();
+  await admin.query(`CREATE SCHEMA ${schema}`);
+  await admin.end();
+  return {
+    keyPrefix,
+    env: {
+      DATABASE_URL: postgresUrlWithSchema(schema),
+      REDIS_URL: redisUrl,
+      REDIS_KEY_PREFIX: keyPrefix,
+      KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+      COOKIE_KEYS: randomBytes(32).toString('base64url'),
+    },
+    async dropSchema() {
+      const client = new pg.Client({ connectionString: POSTGRES_URL });
+      await client.connect();
+      await client.query(`DROP SCHEMA ${schema} CASCADE`);
+      await client.end();
+    },
+  };
+}
+
 const server: Backend = {
   name: 'PostgreSQL + Redis',
   async unavailable() {
     return (await postgresReachable()) ?? (await redisReachable());
   },
   async create() {
-    const id = randomBytes(6).toString('hex');
-    const schema = `t_${id}`;
-    const admin = new pg.Client({ connectionString: POSTGRES_URL });
-    await admin.connect();
-    await admin.query(`CREATE SCHEMA ${schema}`);
-    await admin.end();
-    const keyPrefix = `test:${id}:`;
+    const store = await isolatedServerStore(REDIS_URL);
     return {
-      env: {
-        DATABASE_URL: postgresUrlWithSchema(schema),
-        REDIS_URL,
-        REDIS_KEY_PREFIX: keyPrefix,
-        KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-        COOKIE_KEYS: randomBytes(32).toString('base64url'),
-      },
+      env: store.env,
       async cleanup() {
-        const client = new pg.Client({ connectionString: POSTGRES_URL });
-        await client.connect();
-        await client.query(`DROP SCHEMA ${schema} CASCADE`);
-        await client.end();
-        await flushRedisPrefix(keyPrefix);
+        await store.dropSchema();
+        await flushRedisPrefix(store.keyPrefix);
       },
     };
   },
@@ -120,10 +134,60 @@ export async function flushRedisPrefix(prefix: string): Promise<void> {
 
 export const backends: Backend[] = [embedded, server];
 
+async function onEachNode<R>(urls: string[], work: (redis: Redis) => Promise<R>): Promise<R[]> {
+  return Promise.all(
+    urls.map(async (url) => {
+      const redis = new Redis(url);
+      try {
+        return await work(redis);
+      } finally {
+        redis.disconnect();
+      }
+    }),
+  );
+}
+
+// Commands a cluster node refused or that failed (CROSSSLOT, a script touching another slot's key).
+// Bare ERR replies are ioredis's CLIENT SETINFO, which Redis before 7.2 does not know.
+async function clusterErrors(urls: string[]): Promise<string[]> {
+  const stats = await onEachNode(urls, async (redis) => `${await redis.info('commandstats')}\n${await redis.info('errorstats')}`);
+  return stats.flatMap((info) =>
+    info.split('\n').filter((line) => /(rejected|failed)_calls=[1-9]/.test(line) || (line.startsWith('errorstat_') && !line.startsWith('errorstat_ERR:'))),
+  );
+}
+
+// PostgreSQL with a local three-master Redis Cluster, shared by the suites of the run that opt in
+// (see forEachBackend's `extra`). The hot store degrades quietly around Redis errors, so a suite
+// passing alone would not prove the cluster worked: cleanup fails if any node answered an error
+// while the suite ran. Suites run one after another, which keeps those statistics their own.
+export const clusterBackend: Backend = {
+  name: 'PostgreSQL + Redis Cluster',
+  async unavailable() {
+    return (await postgresReachable()) ?? (await redisServerAvailable());
+  },
+  async create() {
+    const cluster = await sharedRedisCluster();
+    await onEachNode(cluster.urls, (redis) => redis.config('RESETSTAT'));
+    const store = await isolatedServerStore(cluster.urls.join(','));
+    return {
+      env: store.env,
+      async cleanup() {
+        const errors = await clusterErrors(cluster.urls);
+        await store.dropSchema();
+        // Each key on its own: a multi-key DEL across slots is refused by the cluster.
+        await onEachNode(cluster.urls, async (redis) => {
+          for (const key of await redis.keys(`${store.keyPrefix}*`)) await redis.unlink(key);
+        });
+        if (errors.length) throw new Error(`the Redis Cluster answered errors: ${errors.join('; ')}`);
+      },
+    };
+  },
+};
+
 // Declares a describe() per backend. A backend that is unavailable skips locally with its reason
-// printed, and fails under CI=true.
-export function forEachBackend(title: string, body: (backend: Backend) => void): void {
-  for (const backend of backends) {
+// printed, and fails under CI=true. `extra` adds backends only some suites run on (clusterBackend).
+export function forEachBackend(title: string, body: (backend: Backend) => void, options: { extra?: Backend[] } = {}): void {
+  for (const backend of [...backends, ...(options.extra ?? [])]) {
     describe(`${title} [${backend.name}]`, function () {
       before(async function () {
         const reason = await backend.unavailable();

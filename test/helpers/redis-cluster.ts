@@ -35,10 +35,23 @@ export async function startRedisCluster(): Promise<LocalCluster> {
       { stdio: 'ignore' },
     ),
   );
-  const stop = async () => {
+  const onSignal = (signal: NodeJS.Signals) => {
+    stopNow();
+    process.kill(process.pid, signal);
+  };
+  const stopNow = () => {
+    process.off('exit', stopNow);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     for (const child of processes) child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   };
+  // A run that ends early (a failed hook, process.exit, a signal) still leaves no redis-server or
+  // directory behind; after cleaning up, the signal is raised again with its default effect.
+  process.once('exit', stopNow);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const stop = async () => stopNow();
   try {
     for (const port of ports) await waitForPing(port);
     await run('redis-cli', ['--cluster', 'create', ...ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 20_000 });
@@ -50,7 +63,20 @@ export async function startRedisCluster(): Promise<LocalCluster> {
   }
 }
 
-async function waitForPing(port: number): Promise<void> {
+let shared: Promise<LocalCluster> | undefined;
+
+// One cluster for every suite of the process that asks for it, started on first use. Suites run
+// one after another and may share it; it is stopped when the process exits.
+export function sharedRedisCluster(): Promise<LocalCluster> {
+  shared ??= startRedisCluster().catch((error: unknown) => {
+    shared = undefined;
+    throw error;
+  });
+  return shared;
+}
+
+// Resolves once a redis-server on this loopback port answers PING.
+export async function waitForPing(port: number): Promise<void> {
   for (let attempt = 0; attempt < 100; attempt++) {
     const redis = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
     redis.on('error', () => {});

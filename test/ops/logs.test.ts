@@ -1,7 +1,7 @@
 // Logs are JSON with a request id, and no secret reaches them: not the client secret of a
 // client_secret_post token request, not the password of a login POST, not a token, code or cookie.
 import { expect } from 'chai';
-import { Writable } from 'node:stream';
+import { captureLogLines } from '../helpers/log-capture.ts';
 import * as oidc from 'openid-client';
 import { forEachBackend, type BackendEnv } from '../helpers/backends.ts';
 import { freePort, TEST_ENV } from '../helpers/instance.ts';
@@ -13,17 +13,6 @@ import { startServer, type RunningServer } from '../../src/server.ts';
 import { createLogger } from '../../src/http/logger.ts';
 import { DEFAULT_TENANT_ID } from '../../src/tenants/constants.ts';
 
-// Collects every line the logger writes.
-function capture(): { stream: Writable; lines: string[] } {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      lines.push(...String(chunk).split('\n').filter(Boolean));
-      done();
-    },
-  });
-  return { stream, lines };
-}
 
 forEachBackend('logs', (backend) => {
   let store: BackendEnv;
@@ -31,13 +20,13 @@ forEachBackend('logs', (backend) => {
   let server: RunningServer;
   let fixtures: Fixtures;
   let issuer: string;
-  let logs: ReturnType<typeof capture>;
+  let logs: ReturnType<typeof captureLogLines>;
 
   before(async () => {
     store = await backend.create();
     const port = await freePort();
     issuer = `http://127.0.0.1:${port}`;
-    logs = capture();
+    logs = captureLogLines();
     // The production logger at its most talkative level.
     const config = loadConfig({ ...TEST_ENV, ...store.env, LOG_LEVEL: 'trace', ISSUER: issuer, PORT: String(port), HOST: '127.0.0.1' });
     runtime = await createRuntime(config, { serve: true, log: createLogger('trace', logs.stream) });
@@ -115,7 +104,7 @@ forEachBackend('logs', (backend) => {
   });
 
   it('logs an error by its type, message and code, never by what a library hung on it', () => {
-    const sink = capture();
+    const sink = captureLogLines();
     const log = createLogger('info', sink.stream);
     const error = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6379'), {
       code: 'ECONNREFUSED',

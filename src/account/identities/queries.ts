@@ -28,6 +28,10 @@ export const identityQueries = {
     return inserted;
   },
 
+  async deleteByConnector(trx: TenantTransaction, tenantId: string, connector: string): Promise<number> {
+    return (await trx('user_identities').where({ tenant_id: tenantId, connector }).delete(['id'])).length;
+  },
+
   async delete(trx: TenantTransaction, tenantId: string, userId: string, id: string): Promise<boolean> {
     return (await trx('user_identities').where({ tenant_id: tenantId, user_id: userId, id }).delete(['id'])).length > 0;
   },

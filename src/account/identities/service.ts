@@ -3,7 +3,7 @@
 // pages. One upstream subject belongs to at most one user per tenant.
 import { randomUUID } from 'node:crypto';
 import type { Database } from '../../store/database.ts';
-import { withTenant } from '../../store/tenant-scope.ts';
+import { withTenant, type TenantTransaction } from '../../store/tenant-scope.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../../errors.ts';
 import { isUuid } from '../../ids.ts';
 import { identityQueries, type IdentityRow } from './queries.ts';
@@ -56,15 +56,18 @@ export function createIdentityLinkService(options: { db: Database }) {
 
     async link(tenantId: string, userId: string, identity: IdentityToLink): Promise<LinkedIdentity> {
       if (!isUuid(tenantId) || !isUuid(userId)) throw new NotFoundError('no such user in this tenant');
+      return withTenant(db, tenantId, (trx) => this.linkIn(trx, tenantId, userId, identity));
+    },
+
+    // Links inside the caller's tenant-scoped transaction (a user created for the identity with it).
+    async linkIn(trx: TenantTransaction, tenantId: string, userId: string, identity: IdentityToLink): Promise<LinkedIdentity> {
       const fields: Record<string, string> = {};
       const connector = checkText(identity.connector, 'connector', fields);
       const subject = checkText(identity.subject, 'subject', fields);
       if (identity.email != null) checkText(identity.email, 'email', fields);
       if (Object.keys(fields).length) throw new ValidationError('invalid identity', fields);
       try {
-        const row = await withTenant(db, tenantId, (trx) =>
-          identityQueries.insert(trx, { id: randomUUID(), tenant_id: tenantId, user_id: userId, connector, subject, email: identity.email ?? null }),
-        );
+        const row = await identityQueries.insert(trx, { id: randomUUID(), tenant_id: tenantId, user_id: userId, connector, subject, email: identity.email ?? null });
         return toIdentity(row);
       } catch (error) {
         if ((error as { code?: string }).code === '23505') throw new ConflictError('this upstream identity is already linked to a user of this tenant');
@@ -85,6 +88,11 @@ export function createIdentityLinkService(options: { db: Database }) {
         if (!user.has_password && linked.length === 1) throw new ConflictError('this is your only way to sign in: set a password before removing it');
         await identityQueries.delete(trx, tenantId, userId, id);
       });
+    },
+
+    // Every identity linked through a connector that is being deleted, in its transaction.
+    unlinkConnector(trx: TenantTransaction, tenantId: string, connectorId: string): Promise<number> {
+      return identityQueries.deleteByConnector(trx, tenantId, connectorId);
     },
 
     async remove(tenantId: string, userId: string, id: string): Promise<void> {
