@@ -5,11 +5,12 @@
 //     exchange call it, from 10 concurrent callers, each call timed.
 // Both for the two paths:
 //  - cache hit: a pool of keys each verified once before, so the record, its owner and its tenant
-//    are in the instance's memory; each verification still reads the tenant's key generation and
-//    the owner's permissions from Redis, counts the key against its rate limit and counts its
-//    usage (the same work as in production, no shortcut);
+//    are in the instance's memory; each verification checks the tenant's key generation and the
+//    owner's permissions (held in memory, invalidated over pub/sub, read again from Redis once a
+//    second), counts the key against its rate limit (leases taken from the shared count in Redis)
+//    and counts its usage: the same work as in production, no shortcut;
 //  - cold: every request a key never verified before (two PostgreSQL reads by public id, before
-//    and after reading the tenant's key generation, then the same Redis work), seeded beforehand
+//    and after the tenant's key generation, a first rate-limit lease from Redis), seeded beforehand
 //    with one SQL statement; all keys have one owner, so the owner's row is cached after the first.
 // The throw-away schema and key prefix are removed on exit, error, signal or time-out.
 //

@@ -207,7 +207,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
     // The API key verifier is built further down; the token exchange calls it only while serving.
     const apiKeysForExchange = { verify: (value: string, ip: string | undefined) => apiKeyVerifier!.verify(value, ip) };
     providerHost = new ProviderHost({ config, cookieKeys: secrets.cookieKeys, db, hot, log, clients, users, apis, rbac, loginTenant, keys, views, sessionActivity: sessions, sessionPolicy, revocationBus: revocations, audit, apiKeys: apiKeysForExchange, ipRules });
-    const privacy = createPrivacyService({ users, rbac, mfa, sessions, identities, grantsOf: (userId) => providerHost!.grantsOf(userId), db, apiKeysOf: (tenantId, userId) => apiKeys.list(tenantId, { limit: 200, ownerType: 'user', ownerId: userId }), audit, outbox: events.outbox });
+    const privacy = createPrivacyService({ users, rbac, mfa, sessions, identities, grantsOf: (userId) => providerHost!.grantsOf(userId), db, apiKeysOf: (tenantId, userId) => apiKeys.list(tenantId, { limit: 200, ownerType: 'user', ownerId: userId }), eraseApiKeysOf: (trx, tenantId, userId) => apiKeys.eraseOwnedBy(trx, tenantId, 'user', userId), audit, outbox: events.outbox });
     const connectors = createConnectorService({ db, hot, keyEncryptionKey: keyRing, rbac, audit, allowPrivateNetwork: config.outboundAllowPrivateNetwork, now: options.now, unlinkIdentities: identities.unlinkConnector });
     const federatedSignIn = createFederatedSignIn({
       db,
@@ -241,13 +241,13 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       now,
       log,
     });
-    const apiKeys = createApiKeyService({ db, rbac, users, clients, audit, outbox: events.outbox, verifier: apiKeyVerifier, environment: config.apiKeys.environment, defaultRateLimit: config.apiKeys.rateLimit, now });
+    const apiKeys = createApiKeyService({ db, rbac, users, clients, audit, outbox: events.outbox, verifier: apiKeyVerifier, usage: apiKeyUsage, environment: config.apiKeys.environment, defaultRateLimit: config.apiKeys.rateLimit, now });
     const stopUsageFlush = options.serve ? startUsageFlush(apiKeyUsage, log, config.apiKeys.usageFlushIntervalSeconds) : () => {};
     const stopSessionPurge = options.serve ? startSessionPurge(sessions, log, config.purgeIntervalSeconds) : () => {};
     const stopLagProbe = options.serve ? sampleOutboxLagOnScrape(() => events.outbox.lagSeconds()) : () => {};
     if (options.serve) {
       announceMailTransport(config, log);
-      await Promise.all([clients.start(), apis.start(), tenants.start(), ipRules.start(), connectors.start()]);
+      await Promise.all([clients.start(), apis.start(), tenants.start(), ipRules.start(), connectors.start(), rbac.start(), apiKeyVerifier.start()]);
       await ensureAccountConsoleClient(clients, config.issuer);
       await providerHost.start();
       events.worker.start();

@@ -5,6 +5,7 @@
 // Every change is in one tenant-scoped transaction with its audit entry and its outbox event.
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
+import type { UsageTracker } from './usage.ts';
 import type { Database } from '../store/database.ts';
 import { withTenant } from '../store/tenant-scope.ts';
 import { sha256Hex } from '../security/crypto.ts';
@@ -66,6 +67,7 @@ export interface ApiKeyServiceOptions {
   audit: Pick<AuditService, 'record'>;
   outbox: Pick<OutboxService, 'enqueue'>;
   verifier: Pick<ApiKeyVerifier, 'changed'>;
+  usage?: Pick<UsageTracker, 'forget'>;
   environment: string;
   defaultRateLimit: number;
   now: () => Date;
@@ -190,6 +192,14 @@ export function createApiKeyService(options: ApiKeyServiceOptions) {
         const since = isoDay(new Date(now().getTime() - USAGE_DAYS * 86400_000));
         return { ...view(row), usage: await apiKeyQueries.usage(trx, tenantId, id, since) };
       }),
+
+    // An erasure (GDPR) of the owner: their keys go with their usage and last-use addresses, in the
+    // caller's transaction. The keys stopped working when the owner was deleted in it.
+    async eraseOwnedBy(trx: Knex.Transaction, tenantId: string, ownerType: OwnerType, ownerId: string): Promise<number> {
+      const ids = await apiKeyQueries.deleteOwnedBy(trx, tenantId, ownerType, ownerId);
+      await options.usage?.forget(ids);
+      return ids.length;
+    },
 
     async revoke(tenantId: string, id: string, origin?: ChangeOrigin): Promise<void> {
       await withTenant(db, tenantId, async (trx) => {

@@ -28,6 +28,9 @@ export interface UsageTracker {
   flush(options?: { waitForLock?: boolean }): Promise<number>;
   // Stops publishing, after publishing what is counted.
   stop(): Promise<void>;
+  // Forgets the last uses (time and address) of erased keys, here and in the hot store. Their
+  // daily totals, which name no one, expire with the counters.
+  forget(keyIds: string[]): Promise<void>;
 }
 
 interface Count {
@@ -135,6 +138,12 @@ export function createUsageTracker(options: { db: Database; hot: HotStore; now: 
       } finally {
         await hot.delete(FLUSH_LOCK);
       }
+    },
+
+    async forget(keyIds) {
+      if (!keyIds.length) return;
+      for (const keyId of keyIds) lastUses.delete(keyId);
+      await hot.delete(...keyIds.map(lastUseKey));
     },
 
     async stop() {

@@ -2,24 +2,26 @@
 // exchange). In order, cheapest first:
 //   1. format, environment and checksum, offline: a mangled key never reaches a store;
 //   2. the key record by public id from a per-instance cache, then PostgreSQL. A cached record is
-//      used only while its tenant's API-key generation in the hot store is the one it was read
-//      under: revoking or rotating a key, or suspending or deleting an owner, draws a new
-//      generation, so every instance stops using what it cached at once (one hot-store read, made
-//      beside the RBAC lookup);
+//      used only while its tenant's API-key generation is the one it was read under: revoking or
+//      rotating a key, or suspending or deleting an owner, draws a new generation and announces
+//      it, so every instance stops using what it cached at once (src/store/shared-epochs.ts: the
+//      generation is held in memory, read again each second at most);
 //   3. the secret's SHA-256 against the stored digest, in constant time;
 //   4. revoked, expired, IP allow-list;
 //   5. the owner still active (users cached under the same generation; clients through the client
 //      cache) and the tenant active (cached for cacheSeconds);
-//   6. the owner's permissions now (RBAC, cached in the hot store under the tenant's epoch):
+//   6. the owner's permissions now (RBAC, cached under the tenant's epoch in the same way):
 //      the key grants what it names AND the owner still holds;
-//   7. the per-key rate limit (counted in the hot store beside step 6, for matching secrets only),
-//      then usage counted in memory (usage.ts).
+//   7. the per-key rate limit (counted in the hot store, in leases: src/security/leased-rate-limiter.ts;
+//      for matching secrets only), then usage counted in memory (usage.ts).
+// So a verification of a key in use needs no round trip to Redis or PostgreSQL.
 import { LRUCache } from 'lru-cache';
-import { randomUUID } from 'node:crypto';
 import type { HotStore } from '../store/hot-store.ts';
 import type { Database } from '../store/database.ts';
 import { digestsEqual, sha256Hex } from '../security/crypto.ts';
 import { createRateLimiter, type RateLimiter } from '../security/rate-limiter.ts';
+import { createLeasedRateLimiter } from '../security/leased-rate-limiter.ts';
+import { SharedEpochs } from '../store/shared-epochs.ts';
 import type { RbacService } from '../rbac/service.ts';
 import type { UserService } from '../users/service.ts';
 import type { ClientService } from '../clients/service.ts';
@@ -113,14 +115,14 @@ export function createVerifier(options: VerifierOptions) {
   function limiterFor(points: number): RateLimiter {
     let limiter = limiters.get(points);
     if (!limiter) {
-      limiter = createRateLimiter(options.hot, { name: 'apikey', points, durationSeconds: options.rateLimit.windowSeconds, log: options.log });
+      limiter = createLeasedRateLimiter(createRateLimiter(options.hot, { name: 'apikey', points, durationSeconds: options.rateLimit.windowSeconds, log: options.log }));
       limiters.set(points, limiter);
     }
     return limiter;
   }
 
-  const generationKey = (tenantId: string) => `apikeys:{${tenantId}}:generation`;
-  const generation = async (tenantId: string) => (await options.hot.get(generationKey(tenantId))) ?? '0';
+  const generations = new SharedEpochs(options.hot, { key: (tenantId) => `apikeys:{${tenantId}}:generation`, channel: 'apikeys:generation-changed' });
+  const generation = (tenantId: string) => generations.current(tenantId);
 
   // The generation must be read before the row: a row read first could predate a revocation
   // whose new generation the later read already sees, and would then be trusted until it expires.
@@ -213,8 +215,11 @@ export function createVerifier(options: VerifierOptions) {
     // After a key of the tenant was revoked or rotated, or an owner suspended or deleted: every
     // instance reads again what it cached of the tenant's keys and owners, at their next use.
     async changed(tenantId: string): Promise<void> {
-      await options.hot.set(generationKey(tenantId), randomUUID(), 30 * 86400);
+      await generations.renew(tenantId);
     },
+
+    // Listens for other instances' changes.
+    start: () => generations.start(),
   };
 }
 

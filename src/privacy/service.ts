@@ -26,6 +26,8 @@ export interface PrivacyServiceDependencies {
   audit: Pick<AuditService, 'all' | 'record' | 'erase' | 'knownPerson'>;
   // The API keys the user owns (src/apikeys), when that domain is wired.
   apiKeysOf?(tenantId: string, userId: string): Promise<OwnedApiKey[]>;
+  // Deletes the API keys the user owns, in the erasure's transaction; how many.
+  eraseApiKeysOf?(trx: Knex.Transaction, tenantId: string, userId: string): Promise<number>;
   outbox: Pick<OutboxService, 'pseudonymiseUser'>;
   // For the transaction of an erasure of a user deleted before (no queries of its own).
   db: Database;
@@ -54,6 +56,8 @@ export interface ErasureResult {
   auditContextsRemoved: number;
   // Stored events that lost the person's e-mail address or typed identifier.
   eventsPseudonymised: number;
+  // API keys the person owned, deleted with their usage.
+  apiKeysDeleted: number;
 }
 
 const iso = (date: Date | null | undefined) => (date ? date.toISOString() : null);
@@ -81,7 +85,8 @@ export function createPrivacyService(deps: PrivacyServiceDependencies) {
     await deps.audit.record(trx, { tenantId, type: 'user.erase', outcome: 'success', ...originOf(origin), target: { type: 'user', id: userId } });
     const erased = await deps.audit.erase(tenantId, 'user', userId, trx);
     const events = await deps.outbox.pseudonymiseUser(trx, tenantId, userId, identifiers.filter((value): value is string => Boolean(value)));
-    return { userId, erasedAt: now().toISOString(), auditPeopleErased: erased.people, auditContextsRemoved: erased.contexts, eventsPseudonymised: events };
+    const apiKeysDeleted = deps.eraseApiKeysOf ? await deps.eraseApiKeysOf(trx, tenantId, userId) : 0;
+    return { userId, erasedAt: now().toISOString(), auditPeopleErased: erased.people, auditContextsRemoved: erased.contexts, eventsPseudonymised: events, apiKeysDeleted };
   }
 
   return {

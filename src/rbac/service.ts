@@ -1,8 +1,10 @@
 // Roles per tenant (a DAG of inclusions), their permissions on API resources, and who holds them.
-// Effective permissions are resolved once per subject and cached in the hot store under the
-// tenant's RBAC epoch; any change draws a new epoch, so every instance stops using the old answers
-// at once.
+// Effective permissions are resolved once per subject and cached under the tenant's RBAC epoch, in
+// the hot store and in each instance's memory; any change draws a new epoch and announces it, so
+// every instance stops using the old answers at once (src/store/shared-epochs.ts).
 import { randomUUID } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import { SharedEpochs } from '../store/shared-epochs.ts';
 import type { Database } from '../store/database.ts';
 import type { HotStore } from '../store/hot-store.ts';
 import { withTenant, type TenantTransaction } from '../store/tenant-scope.ts';
@@ -45,18 +47,20 @@ export interface RbacRecorder {
 
 type RoleChange = 'created' | 'updated' | 'deleted' | 'included' | 'excluded' | 'assigned' | 'unassigned';
 
-export function createRbacService(db: Database, hot: HotStore, apis: ApiResourceService, recorder: RbacRecorder) {
-  const epochKey = (tenantId: string) => `rbac:{${tenantId}}:epoch`;
+function frozen(access: EffectiveAccess): EffectiveAccess {
+  for (const list of Object.values(access.permissions)) Object.freeze(list);
+  Object.freeze(access.permissions);
+  Object.freeze(access.roles);
+  return Object.freeze(access);
+}
 
-  async function epoch(tenantId: string): Promise<string> {
-    const current = await hot.get(epochKey(tenantId));
-    if (current) return current;
-    const fresh = randomUUID();
-    return (await hot.setIfAbsent(epochKey(tenantId), fresh, 30 * 86400)) ? fresh : ((await hot.get(epochKey(tenantId))) ?? fresh);
-  }
+export function createRbacService(db: Database, hot: HotStore, apis: ApiResourceService, recorder: RbacRecorder) {
+  const epochs = new SharedEpochs(hot, { key: (tenantId) => `rbac:{${tenantId}}:epoch`, channel: 'rbac:epoch-changed' });
+  // Answers this instance resolved or read, each with the epoch it was made under.
+  const resolved = new LRUCache<string, { epoch: string; access: EffectiveAccess }>({ max: 50_000, ttl: CACHE_SECONDS * 1000 });
 
   async function changed(tenantId: string): Promise<void> {
-    await hot.set(epochKey(tenantId), randomUUID(), 30 * 86400);
+    await epochs.renew(tenantId);
   }
 
   // Sequential on purpose: a transaction is one connection, and it runs one query at a time.
@@ -258,17 +262,22 @@ export function createRbacService(db: Database, hot: HotStore, apis: ApiResource
       return (await withTenant(db, tenantId, (trx) => rbacQueries.findRoleByName(trx, name)))?.id;
     },
 
-    // Roles held directly or through inclusion, and the permissions they carry per API.
+    // Roles held directly or through inclusion, and the permissions they carry per API. Shared
+    // between callers: frozen.
     async effectiveAccess(tenantId: string, subjectType: SubjectType, subjectId: string): Promise<EffectiveAccess> {
-      // The tenant's epoch and the cached entry in one round trip (both reads leave in one write);
-      // an entry made under an older epoch predates a change and is read again.
       const key = `rbac:{${tenantId}}:access:${subjectType}:${subjectId}`;
-      const [current, cached] = await Promise.all([hot.get(epochKey(tenantId)), hot.get(key)]);
-      if (current && cached) {
+      const current = await epochs.current(tenantId);
+      const known = resolved.get(key);
+      if (known?.epoch === current) return known.access;
+      // An entry made under an older epoch predates a change and is resolved again.
+      const cached = await hot.get(key);
+      if (cached) {
         const entry = JSON.parse(cached) as { epoch: string; access: EffectiveAccess };
-        if (entry.epoch === current) return entry.access;
+        if (entry.epoch === current) {
+          resolved.set(key, { epoch: current, access: frozen(entry.access) });
+          return resolved.get(key)!.access;
+        }
       }
-      const madeUnder = current ?? (await epoch(tenantId));
       const rows = await withTenant(db, tenantId, (trx) => rbacQueries.effective(trx, subjectType, subjectId));
       const roles = [...new Set(rows.map((row) => row.name))].sort();
       const permissions: Record<string, string[]> = {};
@@ -277,8 +286,9 @@ export function createRbacService(db: Database, hot: HotStore, apis: ApiResource
         (permissions[row.api_identifier] ??= []).push(row.permission);
       }
       for (const api of Object.keys(permissions)) permissions[api] = [...new Set(permissions[api])].sort();
-      const access = { roles, permissions };
-      await hot.set(key, JSON.stringify({ epoch: madeUnder, access }), CACHE_SECONDS);
+      const access = frozen({ roles, permissions });
+      await hot.set(key, JSON.stringify({ epoch: current, access }), CACHE_SECONDS);
+      resolved.set(key, { epoch: current, access });
       return access;
     },
 
@@ -293,6 +303,9 @@ export function createRbacService(db: Database, hot: HotStore, apis: ApiResource
 
     // Called when API permissions change outside RBAC (an API loses a permission).
     invalidate: changed,
+
+    // Listens for other instances' changes.
+    start: () => epochs.start(),
   };
   return service;
 }

@@ -24,6 +24,10 @@ export interface RateLimitDecision {
   retryAfterSeconds: number;
   // This is the first refusal of the window (record a block once, not on every try).
   firstRefusal: boolean;
+  // Points counted in the window with this call's (refused points count too), and the
+  // milliseconds until the window ends.
+  consumed: number;
+  resetInMs: number;
 }
 
 export interface RateLimiter {
@@ -81,12 +85,12 @@ export function createRateLimiter(hot: HotStore, options: RateLimitOptions): Rat
     async consume(key, cost = 1) {
       try {
         const result = await store.consume(key, cost);
-        return { allowed: true, remaining: result.remainingPoints, retryAfterSeconds: Math.ceil(result.msBeforeNext / 1000), firstRefusal: false };
+        return { allowed: true, remaining: result.remainingPoints, retryAfterSeconds: Math.ceil(result.msBeforeNext / 1000), firstRefusal: false, consumed: result.consumedPoints, resetInMs: result.msBeforeNext };
       } catch (refusal) {
         if (!(refusal instanceof RateLimiterRes)) throw refusal;
         const firstRefusal = refusal.consumedPoints - cost <= points;
         countRateLimited(name);
-        return { allowed: false, remaining: 0, retryAfterSeconds: Math.max(1, Math.ceil(refusal.msBeforeNext / 1000)), firstRefusal };
+        return { allowed: false, remaining: 0, retryAfterSeconds: Math.max(1, Math.ceil(refusal.msBeforeNext / 1000)), firstRefusal, consumed: refusal.consumedPoints, resetInMs: refusal.msBeforeNext };
       }
     },
     async reset(key) {

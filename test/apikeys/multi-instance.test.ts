@@ -1,5 +1,8 @@
 // Two instances sharing PostgreSQL and Redis: a key the second instance has cached is refused
-// there at once when the first revokes it, rotates it without overlap, or suspends its owner.
+// there at once when the first revokes it, rotates it without overlap, or suspends its owner, and
+// loses at once a permission its owner loses there; a change whose announcement is lost still
+// arrives within the generation's confirm interval; together the instances admit no more than a
+// key's rate limit.
 import { expect } from 'chai';
 import { forEachBackend, type BackendEnv } from '../helpers/backends.ts';
 import { startInstance, type Instance } from '../helpers/instance.ts';
@@ -36,11 +39,16 @@ forEachBackend('API keys on two instances', (backend) => {
     return ((await response.json()) as { active: boolean }).active;
   }
 
-  async function ownerWithKey(): Promise<{ ownerId: string; id: string; key: string }> {
+  async function verifiedAt(instance: Instance, key: string): Promise<{ status: number; active?: boolean; permissions?: Array<{ permission: string }> }> {
+    const response = await fetch(`${instance.url}/api-keys/verify`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: basicAuth(resourceServer) }, body: JSON.stringify({ apiKey: key }) });
+    return { status: response.status, ...((await response.json()) as { active?: boolean }) };
+  }
+
+  async function ownerWithKey(options: { rateLimit?: number } = {}): Promise<{ ownerId: string; id: string; key: string }> {
     const { runtime } = first;
     const user = await runtime.users.create(T, { email: `multi${++counter}@example.com`, password: 'correct horse battery staple', emailVerified: true });
     await runtime.rbac.assign(T, (await runtime.rbac.roleIdByName(T, 'agent'))!, 'user', user.id);
-    const response = await call(first, admin, 'POST', `/tenants/${T}/api-keys`, { name: `key ${counter}`, owner: { type: 'user', id: user.id }, permissions: [{ api: runtime.adminApi, permission: 'users:read' }] });
+    const response = await call(first, admin, 'POST', `/tenants/${T}/api-keys`, { name: `key ${counter}`, owner: { type: 'user', id: user.id }, permissions: [{ api: runtime.adminApi, permission: 'users:read' }], ...options });
     expect(response.status, await response.clone().text()).to.equal(201);
     const created = (await response.json()) as { id: string; key: string };
     // The second instance has the key, its owner and its tenant in its caches.
@@ -103,5 +111,41 @@ forEachBackend('API keys on two instances', (backend) => {
     expect(suspended.status, await suspended.clone().text()).to.equal(200);
     expect((await listUsers(second, key)).status).to.equal(401);
     expect(await verifyAt(second, key)).to.equal(false);
+  });
+
+  it('drops at once on the other instance a permission the owner loses on the first', async () => {
+    const { ownerId, key } = await ownerWithKey();
+    const { runtime } = first;
+    await runtime.rbac.unassign(T, (await runtime.rbac.roleIdByName(T, 'agent'))!, 'user', ownerId);
+    expect((await listUsers(second, key)).status).to.equal(403);
+    const verified = await verifiedAt(second, key);
+    expect(verified).to.include({ status: 200, active: true });
+    expect(verified.permissions).to.deep.equal([]);
+  });
+
+  it('sees a change whose announcement was lost within the confirm interval', async () => {
+    const { id, key } = await ownerWithKey();
+    // Revoked behind the service's back, and the new generation written without announcing it:
+    // what a lost pub/sub message leaves behind.
+    expect(await first.runtime.db('api_keys').where({ id }).update({ revoked_at: new Date() })).to.equal(1);
+    await first.runtime.hot.set(`apikeys:{${T}}:generation`, 'announcement-lost', 60);
+    const started = Date.now();
+    while ((await verifiedAt(second, key)).active) {
+      expect(Date.now() - started, 'still trusted after the confirm interval').to.be.below(1500);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(await verifyAt(first, key)).to.equal(false);
+  });
+
+  it('admits no more than the key\'s rate limit across both instances', async () => {
+    const limit = 40;
+    const { key } = await ownerWithKey({ rateLimit: limit });
+    // ownerWithKey used the key twice on the second instance.
+    const statuses: number[] = [];
+    for (let i = 0; i < 60; i++) statuses.push((await verifiedAt(i % 2 ? first : second, key)).status);
+    const admitted = statuses.filter((status) => status === 200).length + 2;
+    expect(statuses.filter((status) => status !== 200 && status !== 429)).to.deep.equal([]);
+    // Each instance may end the window holding at most 5 % of the limit unspent.
+    expect(admitted).to.be.within(limit - 2 * Math.floor(limit * 0.05), limit);
   });
 });

@@ -172,9 +172,18 @@ forEachBackend('GDPR export and erasure', (backend) => {
     const someone = await person();
     const { runtime } = instance;
     expect(await auditText(`?target=${someone.id}`)).to.include(someone.email);
+    // An API key of theirs, used once: its last use (time and address) is on record.
+    await runtime.rbac.assign(tenantA, (await runtime.rbac.roleIdByName(tenantA, 'agent'))!, 'user', someone.id);
+    const { apiKey, key } = await runtime.apiKeys.create(tenantA, { name: 'personal key', owner: { type: 'user', id: someone.id }, permissions: [{ api: runtime.adminApi, permission: 'users:read' }] }, async () => true);
+    expect((await fetch(`${issuer}/api/v1/tenants/${tenantA}/users?limit=1`, { headers: { authorization: `Bearer ${key}` } })).status).to.equal(200);
+    await runtime.apiKeyUsage.flush({ waitForLock: true });
+    expect((await runtime.apiKeys.get(tenantA, apiKey.id)).lastUsedIp).to.be.a('string');
 
     const result = await json(await call(adminA, 'POST', `/tenants/${tenantA}/users/${someone.id}/erasure`), 200);
-    expect(result).to.include({ userId: someone.id, auditPeopleErased: 1 });
+    expect(result).to.include({ userId: someone.id, auditPeopleErased: 1, apiKeysDeleted: 1 });
+    expect(await runtime.db('api_keys').where({ owner_id: someone.id }).select('id')).to.deep.equal([]);
+    expect(await runtime.hot.get(`apikeys:last-use:${apiKey.id}`)).to.equal(null);
+    expect((await call(adminA, 'GET', `/tenants/${tenantA}/api-keys/${apiKey.id}`)).status).to.equal(404);
     expect(result.auditContextsRemoved).to.be.greaterThan(0);
     expect(result.eventsPseudonymised).to.be.at.least(2);
 
