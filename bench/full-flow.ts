@@ -28,10 +28,12 @@
 //   BENCH_SKIP_MEMORY         1 skips the memory part
 //   BENCH_MALLOC_MMAP_THRESHOLD  when set, our provider runs with MALLOC_MMAP_THRESHOLD_=<bytes> (glibc): with
 //                             it, argon2id's 19 MiB blocks go back to the system after each hash (see docs/benchmarks.md)
-//   BENCH_NODE_OPTIONS        when set, our provider runs with NODE_OPTIONS=<value> (e.g. V8 heap limits)
+//   BENCH_NODE_OPTIONS        our provider's NODE_OPTIONS; by default the V8 heap sizing `npm start` ships
+//                             (package.json), as deployed; empty for Node's own defaults
 //   BENCH_ALG                 signing algorithm                                     (ES256)
 //   BENCH_QUIET_WAIT / BENCH_QUIET_BUSY, BENCH_DATABASE_URL, BENCH_REDIS_URL, BENCH_PROFILE_DIR (as in bench/run.ts)
 import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -64,13 +66,19 @@ const settings = {
   useBudget: intSetting('BENCH_SESSION_USE_BUDGET', 150, 5, 3600),
   skipMemory: process.env.BENCH_SKIP_MEMORY === '1',
   mmapThreshold: intSetting('BENCH_MALLOC_MMAP_THRESHOLD', 0, 0, 2 ** 30),
-  nodeOptions: process.env.BENCH_NODE_OPTIONS || undefined,
+  nodeOptions: process.env.BENCH_NODE_OPTIONS ?? shippedNodeOptions(),
   alg: listSetting('BENCH_ALG', ['RS256', 'ES256', 'EdDSA'], ['ES256'])[0],
   quietWait: intSetting('BENCH_QUIET_WAIT', 30, 0, 600),
   quietBusy: intSetting('BENCH_QUIET_BUSY', 20, 1, 100),
   profileDir: process.env.BENCH_PROFILE_DIR ? path.resolve(process.env.BENCH_PROFILE_DIR) : undefined,
   ...storeSettings(),
 };
+
+// The NODE_OPTIONS default of package.json's start script: ${NODE_OPTIONS:-<default>}.
+function shippedNodeOptions(): string | undefined {
+  const start = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } }).scripts.start;
+  return /\$\{NODE_OPTIONS:-([^}]*)\}/.exec(start)?.[1] || undefined;
+}
 
 interface Client {
   id: string;

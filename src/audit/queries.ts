@@ -60,16 +60,23 @@ const ENTRY_COLUMNS = ['tenant_id', 'seq', 'id', 'occurred_at', 'type', 'outcome
 const likeEscape = (value: string) => value.replace(/[\\%_]/g, (char) => `\\${char}`);
 
 export const auditQueries = {
-  // Locks the tenant's chain head for the rest of the transaction: appends of one tenant queue
-  // here, so every entry links to the one committed just before it.
+  // Locks the tenant's chain head (made on first use) for the rest of the transaction: appends of
+  // one tenant queue here, so every entry links to the one committed just before it. The no-op
+  // update of the upsert takes the row lock as FOR UPDATE would, in one statement.
   async lockHead(trx: TenantTransaction, tenantId: string): Promise<{ lastSeq: number; lastHash: string }> {
-    await trx('audit_chain_heads').insert({ tenant_id: tenantId, last_seq: 0, last_hash: GENESIS_HASH }).onConflict('tenant_id').ignore();
-    const head = await trx('audit_chain_heads').where({ tenant_id: tenantId }).forUpdate().first('last_seq', 'last_hash');
+    const [head] = await trx('audit_chain_heads')
+      .insert({ tenant_id: tenantId, last_seq: 0, last_hash: GENESIS_HASH })
+      .onConflict('tenant_id')
+      .merge(['tenant_id'])
+      .returning(['last_seq', 'last_hash']);
     return { lastSeq: Number(head.last_seq), lastHash: head.last_hash };
   },
 
-  async advanceHead(trx: TenantTransaction, tenantId: string, lastSeq: number, lastHash: string): Promise<void> {
-    await trx('audit_chain_heads').where({ tenant_id: tenantId }).update({ last_seq: lastSeq, last_hash: lastHash });
+  // The entry, its request context (if any) and the head moved on to it, in one statement.
+  async append(trx: TenantTransaction, entry: EntryRow, context: { ip: string | null; user_agent: string | null } | undefined): Promise<void> {
+    let statement = trx.with('entry', trx('audit_entries').insert({ ...entry, details: JSON.stringify(entry.details) }));
+    if (context) statement = statement.with('context', trx('audit_entry_context').insert({ tenant_id: entry.tenant_id, seq: entry.seq, ...context }));
+    await statement.table('audit_chain_heads').where({ tenant_id: entry.tenant_id }).update({ last_seq: entry.seq, last_hash: entry.hash });
   },
 
   // The pseudonym of a person; their display data (e-mail, name) refreshed when given.
@@ -80,14 +87,6 @@ export const auditQueries = {
       .merge({ display: trx.raw('audit_people.display || excluded.display') })
       .returning('id');
     return saved.id;
-  },
-
-  async insertEntry(trx: TenantTransaction, row: EntryRow): Promise<void> {
-    await trx('audit_entries').insert({ ...row, details: JSON.stringify(row.details) });
-  },
-
-  async insertContext(trx: TenantTransaction, row: { tenant_id: string; seq: number; ip: string | null; user_agent: string | null }): Promise<void> {
-    await trx('audit_entry_context').insert(row);
   },
 
   // Newest first, in keyset pages by seq.

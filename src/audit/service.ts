@@ -183,7 +183,8 @@ export function createAuditService(deps: { db: Database; now?: () => Date }): Au
           prevHash: head.lastHash,
         };
         const hash = entryHash(fields);
-        await auditQueries.insertEntry(trx, {
+        const context = event.context?.ip || event.context?.userAgent ? { ip: event.context.ip ?? null, user_agent: event.context.userAgent?.slice(0, 512) ?? null } : undefined;
+        await auditQueries.append(trx, {
           tenant_id: fields.tenantId,
           seq: fields.seq,
           id: fields.id,
@@ -196,11 +197,7 @@ export function createAuditService(deps: { db: Database; now?: () => Date }): Au
           details: fields.details,
           prev_hash: fields.prevHash,
           hash,
-        });
-        if (event.context?.ip || event.context?.userAgent) {
-          await auditQueries.insertContext(trx, { tenant_id: fields.tenantId, seq: fields.seq, ip: event.context.ip ?? null, user_agent: event.context.userAgent?.slice(0, 512) ?? null });
-        }
-        await auditQueries.advanceHead(trx, event.tenantId, fields.seq, hash);
+        }, context);
         return { id: fields.id, seq: fields.seq };
       });
     },

@@ -32,7 +32,15 @@ export function createNextStep(deps: InteractionDependencies, states: LoginState
     async advance(step: Step): Promise<void> {
       const { ctx, interaction, state } = step;
       const uid = interaction.uid;
-      const user = state.user && (await deps.users.findById(state.user.userId));
+      // The reads the checks below may need start together with the user's; each is awaited
+      // where it is needed, so a sign-in that stops earlier only leaves a read unused.
+      const checkMfa = Boolean(state.user) && !state.amr.includes('mfa');
+      const checkPassword = Boolean(state.user) && state.passwordEntered && !state.passwordChanged;
+      const mfaStatus = checkMfa ? deps.mfa.status(state.user!.tenantId, state.user!.userId) : undefined;
+      const passwordState = checkPassword ? deps.credentials.passwordState(state.user!.tenantId, state.user!.userId) : undefined;
+      mfaStatus?.catch(() => {});
+      passwordState?.catch(() => {});
+      const user = state.user && (step.user?.id === state.user.userId ? step.user : await deps.users.findById(state.user.userId));
       const tenant = user && user.tenantId === state.user!.tenantId ? (step.tenant?.id === user.tenantId ? step.tenant : await deps.tenants.get(user.tenantId)) : undefined;
       if (!user || tenant?.status !== 'active') {
         // Suspended or deleted (the person or the tenant) while signing in: start again.
@@ -45,8 +53,8 @@ export function createNextStep(deps: InteractionDependencies, states: LoginState
         return views.page(ctx, 'error.njk', { error: 'access_denied', description: views.translator(ctx)('security.ipBlocked') }, 403);
       }
 
-      if (!state.amr.includes('mfa')) {
-        const status = await deps.mfa.status(tenant.id, user.id);
+      if (mfaStatus) {
+        const status = await mfaStatus;
         // A code by SMS, WhatsApp or e-mail to a verified number or address counts as a second
         // factor the person has (no app needs to be set up), but does not make one required.
         const codeChannels = secondFactorChannels(deps, tenant, user);
@@ -60,8 +68,8 @@ export function createNextStep(deps: InteractionDependencies, states: LoginState
         }
       }
 
-      if (state.passwordEntered && !state.passwordChanged) {
-        const password = await deps.credentials.passwordState(tenant.id, user.id);
+      if (passwordState) {
+        const password = await passwordState;
         if (password.mustChange) {
           await await_(step, 'password-change');
           return views.page(ctx, 'login-change-password.njk', { uid, reason: password.reason, errors: {} });

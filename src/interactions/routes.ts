@@ -79,6 +79,9 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
   // Loads what this sign-in knows so far and shows the pages in the tenant's colours once the
   // tenant is known.
   async function begin(ctx: Context, expectedPrompt?: string): Promise<Step | undefined> {
+    // Read beside the interaction; used only once the interaction proves to be this one.
+    const loading = states.load(ctx.params.uid);
+    loading.catch(() => {});
     const interaction = await details(ctx);
     if (!interaction) return undefined;
     if (expectedPrompt && interaction.prompt.name !== expectedPrompt) {
@@ -86,10 +89,8 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
       return undefined;
     }
     if (typeof interaction.params.ui_locales === 'string') ctx.state.locale = negotiateLocale(ctx.get('accept-language'), interaction.params.ui_locales);
-    const state = await states.load(interaction.uid);
-    const requested = await deps.loginTenant(interaction.params.client_id, interaction.params.tenant);
-    const step: Step = { ctx, interaction, state, requested, client: await clientView(interaction.params.client_id) };
-    return withTenant(step);
+    const [state, requested, client] = await Promise.all([loading, deps.loginTenant(interaction.params.client_id, interaction.params.tenant), clientView(interaction.params.client_id)]);
+    return withTenant({ ctx, interaction, state, requested, client });
   }
 
   // The tenant's name and colours, once the sign-in knows the tenant.
@@ -242,6 +243,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     step.state.user = { tenantId: matches[0].tenantId, userId: matches[0].id };
     step.state.amr = ['pwd'];
     step.state.passwordEntered = true;
+    step.user = matches[0];
     await states.save(step.interaction.uid, step.state);
     return next.advance(step);
   });

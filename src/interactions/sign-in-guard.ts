@@ -58,7 +58,8 @@ export function createSignInGuard(protection: SignInProtection, signIns: SignInA
     // Before the password is checked: a refusal, or the attempt (counted) to go on with.
     async before(step: Step, identifier: string): Promise<GuardVerdict> {
       const subject = subjectOf(step, identifier);
-      const block = await spraying.blocked(subject.ip);
+      // Both only read; nothing is counted before the spraying block is ruled out.
+      const [block, challenged] = await Promise.all([spraying.blocked(subject.ip), captchaRequired(step, identifier)]);
       if (block) return { refused: { reason: 'spraying', retryAfterSeconds: block.retryAfterSeconds } };
       const limit = await identifierLimit.consume(identifierDigest(subject.scope, identifier));
       if (!limit.allowed) {
@@ -66,7 +67,7 @@ export function createSignInGuard(protection: SignInProtection, signIns: SignInA
         if (limit.firstRefusal) await signIns.security(step, 'security.rate_limited', { limiter: identifierLimit.name, identifierDigest: digestNote(subject) });
         return { refused: { reason: 'rate_limited', retryAfterSeconds: limit.retryAfterSeconds } };
       }
-      if (await captchaRequired(step, identifier)) {
+      if (challenged) {
         const solved = await captcha.verify((name) => formField(step.ctx, name), subject.ip, step.interaction.uid);
         if (!solved) {
           countSecurityEvent('captcha_failed');

@@ -2,7 +2,7 @@
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { ProviderHost } from '../oidc/provider-host.ts';
-import type { UserService } from '../users/service.ts';
+import type { User, UserService } from '../users/service.ts';
 import type { ClientService } from '../clients/service.ts';
 import type { TenantService, Tenant } from '../tenants/service.ts';
 import type { LoginTenant, LoginTenantResolver } from '../tenants/login-tenant.ts';
@@ -55,6 +55,9 @@ export interface Step {
   requested: LoginTenant;
   client: { name?: string; firstParty: boolean };
   tenant?: Tenant;
+  // The person this very request read from the store while checking their password: advancing
+  // needs no second read of them.
+  user?: User;
 }
 
 // Starts a step: the interaction, its state and tenant; undefined when a page was already shown
