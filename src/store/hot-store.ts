@@ -15,7 +15,8 @@ export interface HotStore {
   // Sets keep references (a grant's tokens); their TTL only ever grows.
   addToSet(key: string, member: string, ttlSeconds: number): Promise<void>;
   setMembers(key: string): Promise<string[]>;
-  publish(channel: string, message: string): Promise<void>;
+  // How many subscribers received the message (on Redis Cluster: those of the node that took it).
+  publish(channel: string, message: string): Promise<number>;
   subscribe(channel: string, handler: (message: string) => void): Promise<void>;
   // Append-only streams read through consumer groups (Redis Streams). An append carries a dedupe
   // id: a second append with the same id within dedupeSeconds is dropped (null), so a publisher

@@ -76,8 +76,10 @@ export class MemoryHotStore implements HotStore {
     return entry && entry.value instanceof Set ? [...entry.value] : [];
   }
 
-  async publish(channel: string, message: string): Promise<void> {
+  async publish(channel: string, message: string): Promise<number> {
+    const receivers = this.#events.listenerCount(channel);
     this.#events.emit(channel, message);
+    return receivers;
   }
 
   async subscribe(channel: string, handler: (message: string) => void): Promise<void> {

@@ -101,8 +101,8 @@ export class RedisHotStore implements HotStore {
     return this.client.smembers(key);
   }
 
-  async publish(channel: string, message: string): Promise<void> {
-    await this.client.publish(this.#channelPrefix + channel, message);
+  async publish(channel: string, message: string): Promise<number> {
+    return this.client.publish(this.#channelPrefix + channel, message);
   }
 
   async subscribe(channel: string, handler: (message: string) => void): Promise<void> {

@@ -152,7 +152,7 @@ export class ResilientHotStore implements HotStore {
   }
 
   // During an outage a message reaches this process's own subscribers only.
-  async publish(channel: string, message: string): Promise<void> {
+  async publish(channel: string, message: string): Promise<number> {
     return this.#run(
       () => this.#primary.publish(channel, message),
       () => this.#fallback.publish(channel, message),
