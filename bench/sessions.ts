@@ -25,7 +25,7 @@ import { pino } from 'pino';
 import type { RequestSpec } from 'autocannon';
 import {
   BenchError, FORM, basic, createOurStore, intSetting, limitRunTime, listSetting, log, machine, parseJsonOutput, runBench,
-  fire, measurementOf, runCli, sleep, startBare, startOurs, stopChild, storeSettings, waitForQuiet, type Measurement, type Started,
+  fire, measurementOf, renderTables, runCli, sleep, startBare, startOurs, stopChild, storeSettings, waitForQuiet, type Measurement, type Started,
 } from './harness.ts';
 import { createAdapterFactory } from '../src/oidc/adapter.ts';
 import { closeDatabase, createDatabase } from '../src/store/database.ts';
@@ -255,17 +255,6 @@ const fmtRps = (value: number) => Math.round(value).toLocaleString('en-US');
 const fmtMs = (value: number) => (value >= 100 ? String(Math.round(value)) : value.toFixed(value % 1 === 0 ? 0 : 1));
 const fmtMs2 = (value: number) => value.toFixed(2);
 const flag = (m: Measurement) => (m.failures ? ` (!${m.failures} failed)` : '');
-
-function renderTables(header: string[], rows: string[][], leftColumns: number): { text: string; markdown: string } {
-  const table = [header, ...rows];
-  const widths = header.map((_, column) => Math.max(...table.map((line) => line[column].length)));
-  const render = (line: string[]) => line.map((cell, column) => (column < leftColumns ? cell.padEnd(widths[column]) : cell.padStart(widths[column]))).join('  ');
-  const align = header.map((_, column) => (column < leftColumns ? ':--' : '--:'));
-  return {
-    text: [render(header), widths.map((width) => '-'.repeat(width)).join('  '), ...rows.map(render)].join('\n'),
-    markdown: [header, align, ...rows].map((line) => `| ${line.join(' | ')} |`).join('\n'),
-  };
-}
 
 // ---------------------------------------------------------------------------------------------
 

@@ -89,12 +89,13 @@ export const apiKeyQueries = {
     return rows.map((row) => ({ day: typeof row.day === 'string' ? row.day.slice(0, 10) : isoDay(row.day), requests: Number(row.requests) }));
   },
 
-  // A day's count only grows: the hot store holds the day's running total, flushed as an absolute value.
+  // An owner's keys with their usage (the usage rows go by cascade); the ids deleted.
   async deleteOwnedBy(trx: Knex.Transaction, tenantId: string, ownerType: string, ownerId: string): Promise<string[]> {
     const rows: Array<{ id: string }> = await trx('api_keys').where({ tenant_id: tenantId, owner_type: ownerType, owner_id: ownerId }).delete().returning('id');
     return rows.map((row) => row.id);
   },
 
+  // A day's count only grows: the hot store holds the day's running total, flushed as an absolute value.
   async recordUsage(trx: Knex.Transaction, tenantId: string, keyId: string, day: string, requests: number): Promise<void> {
     await trx.raw(
       `INSERT INTO api_key_usage (tenant_id, key_id, day, requests) VALUES (?, ?, ?, ?)

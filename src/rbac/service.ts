@@ -274,8 +274,9 @@ export function createRbacService(db: Database, hot: HotStore, apis: ApiResource
       if (cached) {
         const entry = JSON.parse(cached) as { epoch: string; access: EffectiveAccess };
         if (entry.epoch === current) {
-          resolved.set(key, { epoch: current, access: frozen(entry.access) });
-          return resolved.get(key)!.access;
+          const access = frozen(entry.access);
+          resolved.set(key, { epoch: current, access });
+          return access;
         }
       }
       const rows = await withTenant(db, tenantId, (trx) => rbacQueries.effective(trx, subjectType, subjectId));

@@ -8,11 +8,10 @@ import { createHmac } from 'node:crypto';
 import { pino } from 'pino';
 import { forEachBackend, type BackendEnv } from '../helpers/backends.ts';
 import { freePort, TEST_ENV, type Instance } from '../helpers/instance.ts';
-import { clientCredentialsToken } from '../helpers/fixtures.ts';
+import { adminApi, type AdminApi } from '../helpers/admin-api.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createRuntime } from '../../src/runtime.ts';
 import { startServer } from '../../src/server.ts';
-import { ADMIN_API_PERMISSIONS } from '../../src/tenants/system-roles.ts';
 import { DEFAULT_TENANT_ID } from '../../src/tenants/constants.ts';
 import type { EventEnvelope } from '../../src/outbox/events.ts';
 import { startReceiver, type ReceivedRequest, type Receiver } from './receiver.ts';
@@ -53,28 +52,13 @@ forEachBackend('webhooks', (backend) => {
   let instance: Instance;
   let receiver: Receiver;
   let clock = Date.now();
-  let counter = 0;
+  let api: AdminApi;
+  const machineToken = (tenantId: string, roleName: string) => api.token(tenantId, roleName);
+  const call = (token: string, method: string, path: string, body?: unknown, headers?: Record<string, string>) => api.call(token, method, path, body, headers);
   let platform: string;
   let admin: string;
   let agent: string;
   let tenantB: { id: string; admin: string };
-
-  async function machineToken(tenantId: string, roleName: string): Promise<string> {
-    const { runtime } = instance;
-    const { client, clientSecret } = await runtime.clients.create({ name: `${roleName} ${++counter}`, grantTypes: ['client_credentials'], tenantId });
-    await runtime.rbac.assign(tenantId, (await runtime.rbac.roleIdByName(tenantId, roleName))!, 'client', client.clientId);
-    const response = await clientCredentialsToken(instance.url, { clientId: client.clientId, clientSecret: clientSecret! }, { resource: runtime.adminApi, scope: ADMIN_API_PERMISSIONS.join(' ') });
-    expect(response.status).to.equal(200);
-    return ((await response.json()) as { access_token: string }).access_token;
-  }
-
-  function call(token: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Response> {
-    return fetch(`${instance.url}/api/v1${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  }
 
   async function createEndpoint(input: Record<string, unknown>, tenantId = DEFAULT_TENANT_ID, token = admin): Promise<Endpoint> {
     const response = await call(token, 'POST', `/tenants/${tenantId}/webhooks`, input);
@@ -113,12 +97,11 @@ forEachBackend('webhooks', (backend) => {
     const runtime = await createRuntime(config, { serve: true, log: pino({ level: 'silent' }), now: () => new Date(clock) });
     const server = await startServer(runtime, { port, host: '127.0.0.1' });
     instance = { url: server.url, runtime, server, stop: async () => { await server.close(); await runtime.close(); } };
+    api = adminApi(instance);
     platform = await machineToken(DEFAULT_TENANT_ID, 'root-admin');
     admin = await machineToken(DEFAULT_TENANT_ID, 'admin');
     agent = await machineToken(DEFAULT_TENANT_ID, 'agent');
-    const created = await call(platform, 'POST', '/tenants', { slug: 'webhooks-b', displayName: 'B' });
-    expect(created.status).to.equal(201);
-    const id = ((await created.json()) as { id: string }).id;
+    const id = await api.createTenant(platform, 'webhooks-b');
     tenantB = { id, admin: await machineToken(id, 'admin') };
   });
   beforeEach(async () => {
