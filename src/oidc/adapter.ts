@@ -110,6 +110,8 @@ class DurableAdapter implements Adapter {
   async find(id: string): Promise<AdapterPayload | undefined> {
     if (this.#model === 'RefreshToken' && id.length !== REFRESH_TOKEN_LENGTH) return undefined;
     if (!this.#cached) return (await this.#rows.find(id))?.payload;
+    const readTogether = this.#rows.takeReadTogether(id);
+    if (readTogether) return readTogether.payload;
     const hot = this.#deps.hot;
     const cached = await this.#cache(() =>
       Promise.all([
@@ -124,7 +126,8 @@ class DurableAdapter implements Adapter {
     const row = await this.#rows.find(id);
     if (!row) return undefined;
     const ttl = Math.min(row.expiresIn, DURABLE_CACHE_SECONDS);
-    if (ttl > 0) await this.#cache(() => hot.set(hotKeys.record(this.#model, id), JSON.stringify(row.payload), ttl));
+    // The caller need not wait for the cache to be filled.
+    if (ttl > 0) void this.#cache(() => hot.set(hotKeys.record(this.#model, id), JSON.stringify(row.payload), ttl));
     return row.payload;
   }
 
@@ -148,6 +151,14 @@ class DurableAdapter implements Adapter {
   // The database is the truth; the marker makes the consumption visible even to a cached copy
   // written by a concurrent find() that read the row just before this update.
   async consume(id: string): Promise<void> {
+    if (!this.#cached) {
+      // A rotation: oidc-provider stores the new refresh token right after this, in the same turn,
+      // so the consumption and the store leave in one statement and commit together; stores are
+      // acknowledged only after every earlier write settled, so the answer carrying the new token
+      // waits for this consumption too.
+      this.#rows.consume(id).catch((error) => this.#deps.log.error({ err: error, model: this.#model }, 'could not mark a token consumed'));
+      return;
+    }
     const consumedAt = await this.#rows.consume(id);
     if (consumedAt && this.#cached) {
       await this.#cache(() =>

@@ -1,5 +1,6 @@
 // A rate limit for credentials used far more often than a round trip per request is worth (API
-// keys): each instance takes points from the shared count in leases and spends them in memory.
+// keys; the token, introspection and revocation endpoints): each instance takes points from the
+// shared count in leases and spends them in memory.
 // The first lease of a window is one point and each next one twice the last, up to `maxShare` of
 // the budget, so a key used now and then is still counted request by request while a busy key
 // reaches the shared count a few times per window. Across instances never more than the budget is
@@ -60,6 +61,12 @@ export function createLeasedRateLimiter(shared: RateLimiter, options: LeaseOptio
     durationSeconds: shared.durationSeconds,
 
     async consume(key, cost = 1) {
+      // A look without spending (cost 0) is answered by a lease that still holds points.
+      if (cost === 0) {
+        const lease = leases.get(key);
+        const at = now();
+        if (lease && lease.endsAt > at && lease.left > 0) return decision(lease, true, at);
+      }
       // Leases hold single points; anything else is counted in the shared window directly.
       if (cost !== 1) return shared.consume(key, cost);
       for (;;) {

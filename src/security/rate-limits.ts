@@ -9,6 +9,7 @@ import type { AuditService } from '../audit/service.ts';
 import type { RequestContext } from '../audit/origin.ts';
 import { DEFAULT_TENANT_ID } from '../tenants/constants.ts';
 import { createRateLimiter, type RateLimiter } from './rate-limiter.ts';
+import { createLeasedRateLimiter } from './leased-rate-limiter.ts';
 
 export type RateLimitName = keyof RateLimitSettings;
 
@@ -39,6 +40,12 @@ export const RATE_LIMIT_RULES: readonly RateLimitRule[] = [
 ];
 
 export const TOKEN_PATH = '/token';
+
+// The limits of machine traffic, counted in leases from the shared count instead of a Redis round
+// trip per request (src/security/leased-rate-limiter.ts): a few points of slack across instances
+// against a round trip on every token, introspection and revocation request. Sign-in, one-time
+// code and registration limits stay exact per request.
+const LEASED_LIMITS = new Set<RateLimitName>(['tokenPerIp', 'tokenPerClient', 'introspectionPerIp', 'revocationPerIp']);
 
 // The limiter names in keys, metrics (idp_rate_limited_total{limiter}) and audit entries.
 const LIMITER_NAMES: Record<RateLimitName, string> = {
@@ -92,7 +99,8 @@ export function createRateLimits(deps: RateLimitsDependencies): RateLimits {
   const limiters = new Map<RateLimitName, RateLimiter>();
   for (const [limit, setting] of Object.entries(deps.settings) as [RateLimitName, RateLimitsDependencies['settings'][RateLimitName]][]) {
     if (!setting) continue;
-    limiters.set(limit, createRateLimiter(deps.hot, { name: LIMITER_NAMES[limit], points: setting.points, durationSeconds: setting.durationSeconds, log: deps.log }));
+    const limiter = createRateLimiter(deps.hot, { name: LIMITER_NAMES[limit], points: setting.points, durationSeconds: setting.durationSeconds, log: deps.log });
+    limiters.set(limit, LEASED_LIMITS.has(limit) ? createLeasedRateLimiter(limiter) : limiter);
   }
   return {
     match(method, path) {

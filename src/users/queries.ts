@@ -7,6 +7,7 @@
 import type { Knex } from 'knex';
 import type { Database } from '../store/database.ts';
 import type { TenantTransaction } from '../store/tenant-scope.ts';
+import { batchedByKey } from '../store/batching.ts';
 import type { ListFilters, UserStatus } from './validation.ts';
 import { containsPattern } from './validation.ts';
 
@@ -177,9 +178,14 @@ export const userQueries = {
 
 // Platform context: no tenant is known yet, only the user id.
 export function platformUserQueries(db: Database) {
+  // Every token and session request looks its user up by id (src/store/batching.ts).
+  const activeById = batchedByKey(
+    (ids): Promise<UserRow[]> => selectUser(db('users').whereIn('id', ids).andWhere({ status: 'active' }).whereNull('deleted_at'), db),
+    (row) => row.id,
+  );
   return {
     findActiveById(id: string): Promise<UserRow | undefined> {
-      return selectUser(db('users').where({ id, status: 'active' }).whereNull('deleted_at'), db).first();
+      return activeById(id.toLowerCase());
     },
     // The tenants where a live, active user has this e-mail or username (tenant selection at login).
     async tenantsOfIdentifier(identifier: string, limit: number): Promise<string[]> {

@@ -116,6 +116,75 @@ forEachBackend('oidc adapter contract', (backend) => {
     expect(await adapter('RefreshToken').find(id.slice(0, 43))).to.equal(undefined);
   });
 
+  // Statements the database runs while `work` runs.
+  async function statementsDuring(work: () => Promise<unknown>): Promise<string[]> {
+    const statements: string[] = [];
+    const listener = (query: { sql: string }) => statements.push(query.sql);
+    runtime.db.on('query', listener);
+    try {
+      await work();
+    } finally {
+      runtime.db.off('query', listener);
+    }
+    return statements;
+  }
+
+  it('reads a refresh token with its grant: the grant lookup after it costs no statement, once', async () => {
+    const grantId = randomUUID();
+    const id = newId('RefreshToken');
+    await adapter('Grant').upsert(grantId, { jti: grantId, exp: now() + 60, accountId: 'a', clientId: 'c' }, 60);
+    await adapter('RefreshToken').upsert(id, { jti: id, grantId, exp: now() + 60, accountId: 'a' }, 60);
+    await flushHotStore(runtime);
+    const statements = await statementsDuring(async () => {
+      expect((await adapter('RefreshToken').find(id))?.grantId).to.equal(grantId);
+      expect((await adapter('Grant').find(grantId))?.accountId).to.equal('a');
+    });
+    expect(statements, statements.join('\n')).to.have.length(1);
+    await flushHotStore(runtime);
+    expect(await statementsDuring(() => adapter('Grant').find(grantId)), 'a second lookup reads again').to.have.length(1);
+    // A grant destroyed between the two lookups is gone, not served from the token's read.
+    await adapter('RefreshToken').find(id);
+    await adapter('Grant').destroy(grantId);
+    expect(await adapter('Grant').find(grantId)).to.equal(undefined);
+  });
+
+  it('commits a rotation, the consumption of the old refresh token and the store of the new one, in one statement', async () => {
+    const grantId = randomUUID();
+    const [old, rotated] = [newId('RefreshToken'), newId('RefreshToken')];
+    await adapter('RefreshToken').upsert(old, { jti: old, grantId, exp: now() + 60 }, 60);
+    const statements = await statementsDuring(async () => {
+      await adapter('RefreshToken').consume(old);
+      await adapter('RefreshToken').upsert(rotated, { jti: rotated, grantId, exp: now() + 60 }, 60);
+    });
+    expect(statements, statements.join('\n')).to.have.length(1);
+    expect((await adapter('RefreshToken').find(old))?.consumed).to.be.a('number');
+    expect((await adapter('RefreshToken').find(rotated))?.consumed).to.equal(undefined);
+  });
+
+  it('answers concurrent lookups from one statement, each with its own record', async () => {
+    const ids = Array.from({ length: 20 }, () => newId('RefreshToken'));
+    await Promise.all(ids.map((id, i) => adapter('RefreshToken').upsert(id, { jti: id, exp: now() + 60, accountId: `user-${i}` }, 60)));
+    let found: Array<{ accountId?: unknown } | undefined | void> = [];
+    const statements = await statementsDuring(async () => {
+      found = await Promise.all([...ids, newId('RefreshToken')].map((id) => adapter('RefreshToken').find(id)));
+    });
+    expect(statements).to.have.length(1);
+    expect(found.map((payload) => payload?.accountId)).to.deep.equal([...ids.map((_, i) => `user-${i}`), undefined]);
+  });
+
+  it('fails only the store the database refuses when it shares a statement with others', async () => {
+    const [good, bad] = [randomUUID(), randomUUID()];
+    const outcomes = await Promise.allSettled([
+      adapter('Session').upsert(good, { jti: good, exp: now() + 60, accountId: 'a' }, 60),
+      // PostgreSQL's jsonb refuses a NUL character.
+      adapter('Session').upsert(bad, { jti: bad, exp: now() + 60, accountId: 'a\u0000b' }, 60),
+    ]);
+    expect(outcomes.map((outcome) => outcome.status)).to.deep.equal(['fulfilled', 'rejected']);
+    await flushHotStore(runtime);
+    expect((await adapter('Session').find(good))?.accountId).to.equal('a');
+    expect(await adapter('Session').find(bad)).to.equal(undefined);
+  });
+
   it('serves durable records from PostgreSQL when the hot store has lost them', async () => {
     const id = newId('RefreshToken');
     await adapter('RefreshToken').upsert(id, { jti: id, exp: now() + 600, accountId: 'a' }, 600);

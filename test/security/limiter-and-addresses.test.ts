@@ -3,6 +3,7 @@
 import { expect } from 'chai';
 import net from 'node:net';
 import { createRateLimiter } from '../../src/security/rate-limiter.ts';
+import { createLeasedRateLimiter } from '../../src/security/leased-rate-limiter.ts';
 import { MemoryHotStore } from '../../src/store/memory-hot-store.ts';
 import { RedisHotStore } from '../../src/store/redis-hot-store.ts';
 import { addressList, isCidr, parseCidr } from '../../src/security/cidr.ts';
@@ -44,6 +45,47 @@ describe('rate limiter', () => {
     } finally {
       await hot.close().catch(() => {});
     }
+  });
+});
+
+describe('leased rate limiter', () => {
+  // The shared limiter, counting how often it is asked.
+  function countedShared(points: number) {
+    const shared = createRateLimiter(new MemoryHotStore(), { name: 'leased-unit', points, durationSeconds: 60 });
+    const asked: number[] = [];
+    return {
+      asked,
+      limiter: { ...shared, consume: (key: string, cost = 1) => (asked.push(cost), shared.consume(key, cost)) },
+    };
+  }
+
+  it('spends leases taken from the shared count in memory, and answers a look without spending from a lease that holds points', async () => {
+    const { asked, limiter } = countedShared(1000);
+    const leased = createLeasedRateLimiter(limiter);
+    for (let i = 0; i < 6; i += 1) expect((await leased.consume('client')).allowed).to.equal(true);
+    expect(asked, 'leases of 1, 2 and 4 points').to.deep.equal([1, 2, 4]);
+    const look = await leased.consume('client', 0);
+    expect(look.allowed).to.equal(true);
+    expect(look.remaining).to.be.greaterThan(0);
+    expect(asked, 'the look cost no round trip: the lease holds a point').to.have.length(3);
+    await leased.consume('client');
+    expect(await leased.consume('client', 0)).to.include({ allowed: true });
+    expect(asked, 'with the lease spent, the look asks the shared count').to.deep.equal([1, 2, 4, 0]);
+    await leased.consume('client');
+    expect(asked.at(-1), 'the next lease is twice the last').to.equal(8);
+  });
+
+  it('never admits more than the budget, and asks the shared count when no lease holds points', async () => {
+    const { asked, limiter } = countedShared(3);
+    const leased = createLeasedRateLimiter(limiter);
+    const decisions = [];
+    for (let i = 0; i < 5; i += 1) decisions.push(await leased.consume('ip'));
+    expect(decisions.map((decision) => decision.allowed)).to.deep.equal([true, true, true, false, false]);
+    expect(decisions.filter((decision) => decision.firstRefusal)).to.have.length(1);
+    const before = asked.length;
+    expect((await leased.consume('ip', 0)).allowed).to.equal(false);
+    expect(asked.length, 'a spent window is asked again, without spending').to.equal(before + 1);
+    expect(asked.at(-1)).to.equal(0);
   });
 });
 
