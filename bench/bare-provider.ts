@@ -13,10 +13,18 @@
 // (`openid offline_access`), through the provider's own models and answers their values as JSON.
 // With BENCH_UNBOUNDED_STORE=1 the store is a plain Map instead of oidc-provider's in-memory adapter,
 // whose LRU keeps only 1000 entries: a pool of thousands of refresh tokens would be evicted.
+//
+// For the full-flow benchmark the `-rt` client also logs in, in the shape of our login: the
+// interaction page is a form (`action="/interaction/<uid>/login"`, a `csrf` field), and its POST
+// verifies the password with argon2id at BENCH_ARGON2 (`m,t,p`, default 19456,2,1) against one hash
+// of BENCH_PASSWORD made at start, then finishes the interaction with a grant of the scopes asked
+// for (no consent page, as for our first-party client). Any identifier is an account of that name.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Provider, { errors, type Adapter, type AdapterPayload, type Configuration, type KoaContextWithOIDC, type ResourceServer } from 'oidc-provider';
+import { randomBytes } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
+import argon2 from 'argon2';
 
 const alg = process.env.SIGNING_ALG || 'RS256';
 const clientId = process.env.BENCH_CLIENT_ID || 'bench';
@@ -24,6 +32,9 @@ const clientSecret = process.env.BENCH_CLIENT_SECRET || 'bench-secret-bench-secr
 const api = process.env.BENCH_API || 'https://api.bench.test';
 const apiScope = process.env.BENCH_API_SCOPE || 'read';
 const port = Number(process.env.PORT || 0);
+const [memoryCost, timeCost, parallelism] = (process.env.BENCH_ARGON2 || '19456,2,1').split(',').map(Number);
+const argon2Options = { type: argon2.argon2id, memoryCost, timeCost, parallelism } as const;
+const passwordHash = await argon2.hash(process.env.BENCH_PASSWORD || 'bench password', argon2Options);
 
 const { privateKey } = await generateKeyPair(alg, { extractable: true, modulusLength: 2048 });
 const jwk = await exportJWK(privateKey);
@@ -101,6 +112,9 @@ const configuration: Configuration = {
   // Like ours: every account exists, refresh tokens rotate on every use.
   findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
   rotateRefreshToken: true,
+  issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+  interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+  cookies: { keys: [randomBytes(32).toString('base64url')] },
   ttl: { RefreshToken: 14 * 24 * 3600, Grant: 14 * 24 * 3600, Session: 14 * 24 * 3600 },
   jwks: { keys: [{ ...jwk, kid, alg, use: 'sig' }] as never },
   features: {
@@ -128,6 +142,13 @@ const configuration: Configuration = {
 const provider = new Provider(url, configuration);
 const callback = provider.callback();
 server.on('request', (req, res) => {
+  const interaction = req.url?.match(/^\/interaction\/([^/?]+)(\/login)?$/);
+  if (interaction) {
+    (interaction[2] ? finishLogin(req, res) : loginPage(req, res)).catch((error: Error) => {
+      if (!res.headersSent) res.writeHead(500).end(error.message);
+    });
+    return;
+  }
   if (req.method === 'POST' && req.url?.startsWith('/bench/refresh-tokens?')) {
     seedRefreshTokens(Number(new URL(req.url, url).searchParams.get('count'))).then(
       (tokens) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(tokens)),
@@ -137,6 +158,29 @@ server.on('request', (req, res) => {
   }
   callback(req, res);
 });
+
+async function loginPage(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  const { uid } = await provider.interactionDetails(req, res);
+  res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+  res.end(`<form method="post" action="/interaction/${uid}/login"><input type="hidden" name="csrf" value="${randomBytes(16).toString('base64url')}">` +
+    '<input name="identifier"><input name="password" type="password"><button>Sign in</button></form>');
+}
+
+async function finishLogin(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  const details = await provider.interactionDetails(req, res);
+  let body = '';
+  for await (const chunk of req) body += chunk;
+  const form = new URLSearchParams(body);
+  const accountId = form.get('identifier') ?? '';
+  if (req.method !== 'POST' || !accountId || !(await argon2.verify(passwordHash, form.get('password') ?? ''))) {
+    res.writeHead(401).end('wrong password');
+    return;
+  }
+  const grant = new provider.Grant({ accountId, clientId: String(details.params.client_id) });
+  grant.addOIDCScope(String(details.params.scope));
+  const grantId = await grant.save();
+  await provider.interactionFinished(req, res, { login: { accountId }, consent: { grantId } }, { mergeWithLastSubmission: false });
+}
 
 async function seedRefreshTokens(count: number): Promise<string[]> {
   if (!Number.isInteger(count) || count < 1 || count > 1_000_000) throw new Error('count must be in [1, 1000000]');
