@@ -6,7 +6,7 @@ import { createRuntime, type Runtime } from './runtime.ts';
 import { startServer } from './server.ts';
 import { exitGracefullyOnSignals } from './ops/shutdown.ts';
 import { closeDatabase, createDatabase, migrateToLatest } from './store/database.ts';
-import { CLIENT_AUTH_METHODS, type ClientAuthMethod } from './clients/service.ts';
+import { CLIENT_AUTH_METHODS, ClientWithoutSecretError, type ClientAuthMethod } from './clients/service.ts';
 import { randomToken } from './security/crypto.ts';
 import { SUPPORTED_ALGS } from './keys/service.ts';
 import { DEFAULT_TENANT_ID } from './tenants/constants.ts';
@@ -23,7 +23,7 @@ const usage = `usage: idp <command>
                  [--backchannel-logout-uri U] [--client-id ID] [--jwks-uri U | --jwks-file F]
                  [--tenant SLUG] [--certificate-bound]
                  [--tls-subject-dn DN | --tls-san-dns D | --tls-san-ip IP | --tls-san-email E | --tls-san-uri U]
-  clients list | clients delete <client_id>
+  clients list | clients rotate-secret <client_id> | clients delete <client_id>
   apis create --identifier URI --name N --scope S... [--ttl SECONDS] [--alg RS256|ES256|EdDSA]
   apis list | apis delete <identifier>
   tenants create --slug S --name N [--domain D]... | tenants list
@@ -176,8 +176,22 @@ async function clientsCommand(config: Config, action: string | undefined, args: 
         print(`deleted client ${clientId}`, false);
       });
     }
+    case 'rotate-secret': {
+      const clientId = args[0];
+      if (!clientId) throw new UsageError('clients rotate-secret needs a client_id');
+      return withRuntime(config, async ({ clients }) => {
+        try {
+          const clientSecret = await clients.rotateSecret(clientId);
+          if (!clientSecret) throw new CommandError(`no client ${clientId}`);
+          print({ client_id: clientId, client_secret: clientSecret, note: 'the secret is shown only once; the old one no longer works' }, true);
+        } catch (error) {
+          if (error instanceof ClientWithoutSecretError) throw new CommandError(error.message);
+          throw error;
+        }
+      });
+    }
     default:
-      throw new UsageError('clients takes create, list or delete');
+      throw new UsageError('clients takes create, list, rotate-secret or delete');
   }
 }
 

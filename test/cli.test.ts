@@ -283,6 +283,20 @@ forEachBackend('command line', (backend) => {
       expectNoSecret(list.stdout, confidential.client_secret!);
     });
 
+    it('`clients rotate-secret <id>` prints a new secret once and replaces the old one; a client without a secret or an unknown id exits 1', async function () {
+      this.timeout(SLOW);
+      const rotated = await run('clients', 'rotate-secret', confidential.client_id);
+      succeeded(rotated);
+      const printed = json<{ client_id: string; client_secret: string }>(rotated);
+      expect(printed.client_id).to.equal(confidential.client_id);
+      expect(printed.client_secret).to.be.a('string').and.not.equal(confidential.client_secret);
+      await withRuntime(async ({ clients }) => {
+        expect((await clients.providerMetadata(confidential.client_id))?.client_secret).to.equal(sha256(printed.client_secret, 'hex'));
+      });
+      failedWithOneLine(await run('clients', 'rotate-secret', publicClient.client_id), /has no secret/);
+      failedWithOneLine(await run('clients', 'rotate-secret', 'no-such-client'), /no client no-such-client/);
+    });
+
     it('`clients delete <id>` removes the client; deleting an unknown id exits 1', async function () {
       this.timeout(SLOW);
       const deleted = await run('clients', 'delete', confidential.client_id);

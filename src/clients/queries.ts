@@ -25,6 +25,12 @@ export function clientQueries(db: Database | Knex.Transaction) {
     insert(row: Pick<ClientRow, 'client_id' | 'secret_sha256' | 'metadata' | 'first_party' | 'tenant_id'>) {
       return db('clients').insert({ ...row, metadata: JSON.stringify(row.metadata) });
     },
+    findForUpdate(clientId: string): Promise<ClientRow | undefined> {
+      return db('clients').where({ client_id: clientId }).forUpdate().first();
+    },
+    async replaceSecret(clientId: string, secretSha256: string): Promise<void> {
+      await db('clients').where({ client_id: clientId }).update({ secret_sha256: secretSha256, updated_at: db.fn.now() });
+    },
     async delete(clientId: string): Promise<boolean> {
       return (await db('clients').where({ client_id: clientId }).delete(['client_id'])).length > 0;
     },

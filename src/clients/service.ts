@@ -67,6 +67,9 @@ export type ProviderClientMetadata = Record<string, unknown> & { client_id: stri
 
 export class ClientValidationError extends Error {}
 
+// A client that authenticates with keys or certificates has no secret to replace.
+export class ClientWithoutSecretError extends Error {}
+
 // A client registers public keys only; a private or symmetric key here would be a leaked secret.
 function assertPublicKeys(jwks: { keys: unknown[] }): void {
   for (const key of jwks.keys) {
@@ -179,6 +182,24 @@ export function createClientService(options: ClientServiceOptions) {
       });
       await cache.invalidate(row.client_id);
       return { client: { clientId: row.client_id, tenantId: row.tenant_id, metadata, firstParty: row.first_party, createdAt: new Date() }, clientSecret };
+    },
+
+    // A new secret replaces the old one at once, on every instance (Keycloak's "Regenerate
+    // secret"); tokens already issued stay valid. Undefined: no such client. Only a client that
+    // authenticates with a secret has one to replace.
+    async rotateSecret(clientId: string, origin?: ChangeOrigin): Promise<string | undefined> {
+      const clientSecret = randomToken(32);
+      const rotated = await options.db.transaction(async (trx) => {
+        const row = await clientQueries(trx).findForUpdate(clientId);
+        if (!row) return false;
+        if (!row.secret_sha256) throw new ClientWithoutSecretError(`client ${clientId} authenticates with ${String(row.metadata.token_endpoint_auth_method)}: it has no secret`);
+        await clientQueries(trx).replaceSecret(clientId, sha256Hex(clientSecret));
+        await record(trx, 'client.secret_rotate', row, {}, origin);
+        return true;
+      });
+      if (!rotated) return undefined;
+      await cache.invalidate(clientId);
+      return clientSecret;
     },
 
     async list(tenantId?: string): Promise<ClientRecord[]> {

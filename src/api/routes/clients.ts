@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { route, type RouteDefinition } from '../route-table.ts';
 import { tenantParams } from '../schemas.ts';
-import { NotFoundError, ValidationError } from '../../errors.ts';
-import { CLIENT_AUTH_METHODS, ClientValidationError, type ClientRecord } from '../../clients/service.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../../errors.ts';
+import { CLIENT_AUTH_METHODS, ClientValidationError, ClientWithoutSecretError, type ClientRecord } from '../../clients/service.ts';
 import type { ApiServices } from '../services.ts';
 
 const clientBody = z
@@ -69,6 +69,22 @@ export function clientRoutes({ clients }: ApiServices): RouteDefinition[] {
       params: clientParams, responses: { 200: 'The client', 404: 'Not in this tenant' },
       async handler({ params }) {
         return { body: present(await ownClient(params.tenantId, params.clientId)) };
+      },
+    }),
+    route({
+      method: 'post', path: '/tenants/:tenantId/clients/:clientId/secret', tag: 'clients',
+      summary: 'Replace the client’s secret; the new one is in this answer only, the old one stops working at once', permission: 'clients:write', tenantRule: 'tenant',
+      params: clientParams, responses: { 200: 'The new secret', 404: 'Not in this tenant', 409: 'The client authenticates without a secret' },
+      async handler({ params, origin }) {
+        await ownClient(params.tenantId, params.clientId);
+        try {
+          const clientSecret = await clients.rotateSecret(params.clientId, origin);
+          if (!clientSecret) throw new NotFoundError(`no client ${params.clientId} in this tenant`);
+          return { body: { clientId: params.clientId, clientSecret } };
+        } catch (error) {
+          if (error instanceof ClientWithoutSecretError) throw new ConflictError(error.message);
+          throw error;
+        }
       },
     }),
     route({
