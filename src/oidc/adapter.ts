@@ -160,7 +160,7 @@ class DurableAdapter implements Adapter {
       return;
     }
     const consumedAt = await this.#rows.consume(id);
-    if (consumedAt && this.#cached) {
+    if (consumedAt) {
       await this.#cache(() =>
         this.#deps.hot.setIfAbsent(hotKeys.consumed(this.#model, id), String(consumedAt), DURABLE_CACHE_SECONDS * 2),
       );

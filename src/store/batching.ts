@@ -11,7 +11,7 @@ const MAX_BATCH = 100;
 
 export type Batched<K, V> = (key: K) => Promise<V>;
 
-export function batched<K, V>(run: (keys: readonly K[]) => Promise<ReadonlyArray<V | Error>>): Batched<K, V> {
+function batched<K, V>(run: (keys: readonly K[]) => Promise<ReadonlyArray<V | Error>>): Batched<K, V> {
   const loader = new DataLoader<K, V>(run, {
     cache: false,
     maxBatchSize: MAX_BATCH,
