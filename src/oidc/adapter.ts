@@ -104,7 +104,16 @@ class DurableAdapter implements Adapter {
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
     await this.#rows.upsert(id, payload, expiresIn);
     if (!this.#cached) return;
-    await this.#cache(() => this.#deps.hot.set(hotKeys.record(this.#model, id), JSON.stringify(payload), Math.min(expiresIn, DURABLE_CACHE_SECONDS)));
+    const ttl = Math.min(expiresIn, DURABLE_CACHE_SECONDS);
+    const hot = this.#deps.hot;
+    // The uid's index too: the lookup by uid that follows (a code redeemed in the session) is then
+    // answered from the cache; findByUid checks that the record it leads to still has that uid.
+    await this.#cache(() =>
+      Promise.all([
+        hot.set(hotKeys.record(this.#model, id), JSON.stringify(payload), ttl),
+        typeof payload.uid === 'string' ? hot.set(hotKeys.uid(this.#model, payload.uid), id, ttl) : undefined,
+      ]),
+    );
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {

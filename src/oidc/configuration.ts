@@ -16,6 +16,7 @@ import { createAccountFinder } from './account.ts';
 import { REFRESH_TOKEN_BITS } from './model-storage.ts';
 import { actClaimsOf } from './token-exchange.ts';
 import { userOfRequest } from './request-user.ts';
+import { firstPartyGrantLoader } from './first-party-grant.ts';
 import type { SessionPolicyHooks } from '../sessions/provider-hooks.ts';
 
 interface Subject {
@@ -189,6 +190,7 @@ export function buildConfiguration(deps: ConfigurationDependencies): Configurati
       // Mutual TLS client authentication and certificate-bound tokens (src/clients/mtls.ts).
       mTLS: mtlsFeature(config) as never,
     },
+    loadExistingGrant: firstPartyGrantLoader(async (clientId) => (await clients.get(clientId))?.firstParty ?? false),
     issueRefreshToken: async (_ctx, client, code) => {
       if (!client.grantTypeAllowed('refresh_token')) return false;
       if (code.scopes.has('offline_access')) return true;

@@ -23,7 +23,7 @@ export interface EventPipelineOptions {
   hot: HotStore;
   log: Logger;
   keyEncryptionKey: SealingKeys;
-  users: Pick<UserService, 'recordLogin'>;
+  users: Pick<UserService, 'recordLogins'>;
   // Webhook endpoint changes are recorded in the audit trail.
   audit: Pick<AuditService, 'record'>;
   now?: () => Date;

@@ -39,9 +39,9 @@ export const sessionQueries = {
   // One row per provider session: a later sign-in or authorization in the same session adds its
   // client, refreshes the device details and the time; an ended row is not revived. An
   // authorization that brings nothing new within a minute of the last write writes nothing (silent
-  // SSO renewals must not write per request).
-  async upsert(trx: TenantTransaction, row: NewUserSessionRow, staleBefore: Date): Promise<void> {
-    await trx('user_sessions')
+  // SSO renewals must not write per request). Says whether it wrote.
+  async upsert(trx: TenantTransaction, row: NewUserSessionRow, staleBefore: Date): Promise<boolean> {
+    const written = await trx('user_sessions')
       .insert(row)
       .onConflict(['tenant_id', 'sid'])
       .merge({
@@ -63,7 +63,9 @@ export const sessionQueries = {
           .orWhereRaw('user_sessions.ip IS DISTINCT FROM excluded.ip')
           .orWhereRaw('user_sessions.user_agent IS DISTINCT FROM excluded.user_agent')
           .orWhereRaw('user_sessions.amr IS DISTINCT FROM excluded.amr'),
-      );
+      )
+      .returning('id');
+    return written.length > 0;
   },
 
   // At most one write a minute per session: rows touched since `staleBefore` are left alone.

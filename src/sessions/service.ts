@@ -157,12 +157,16 @@ export function createSessionService(deps: SessionServiceDependencies) {
   const now = deps.now ?? (() => new Date());
 
   // The row's own condition (last active over a minute ago) decides. The hot store remembers when
-  // a touch last wrote the row (on the service's clock), so touches within the minute after it skip
+  // a touch or a sign-in last wrote the row (on the service's clock), so touches within the minute after it skip
   // the transaction; a hot store that fails lets the query through.
   const touchKey = (sid: string) => `session-touch:{${sid}}`;
   async function writtenWithinMinute(sid: string, at: Date): Promise<boolean> {
     const written = deps.hot ? await deps.hot.get(touchKey(sid)).catch(() => null) : null;
     return written !== null && at.getTime() - Number(written) < seconds(TOUCH_INTERVAL_SECONDS);
+  }
+
+  async function rememberWritten(sid: string, at: Date): Promise<void> {
+    await deps.hot?.set(touchKey(sid), String(at.getTime()), TOUCH_INTERVAL_SECONDS * 2).catch(() => {});
   }
 
   // The tenant's policy, and the session's row and passed limit when the policy has time limits.
@@ -182,7 +186,7 @@ export function createSessionService(deps: SessionServiceDependencies) {
       if (!isUuid(signIn.tenantId) || !isUuid(signIn.userId) || !signIn.sid) return;
       const labels = deviceLabels(signIn.userAgent);
       const at = now();
-      await withTenant(db, signIn.tenantId, (trx) =>
+      const wrote = await withTenant(db, signIn.tenantId, (trx) =>
         sessionQueries.upsert(trx, {
           id: randomUUID(),
           tenant_id: signIn.tenantId,
@@ -199,6 +203,8 @@ export function createSessionService(deps: SessionServiceDependencies) {
           last_active_at: at,
         }, new Date(at.getTime() - seconds(TOUCH_INTERVAL_SECONDS))),
       );
+      // The row was just made active: the code redemption that follows need not touch it again.
+      if (wrote) await rememberWritten(signIn.sid, at);
     },
 
     // The session was used again (a token refreshed or a code redeemed under it).
@@ -208,7 +214,7 @@ export function createSessionService(deps: SessionServiceDependencies) {
       if (await writtenWithinMinute(sid, at)) return;
       const staleBefore = new Date(at.getTime() - seconds(TOUCH_INTERVAL_SECONDS));
       const wrote = await withTenant(db, tenantId, (trx) => sessionQueries.touch(trx, tenantId, sid, at, staleBefore));
-      if (wrote) await deps.hot?.set(touchKey(sid), String(at.getTime()), TOUCH_INTERVAL_SECONDS * 2).catch(() => {});
+      if (wrote) await rememberWritten(sid, at);
     },
 
     // The provider session `sid` ended elsewhere (a revocation): its row leaves the active lists.

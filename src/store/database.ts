@@ -4,6 +4,7 @@ import path from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import ClientPgLite from 'knex-pglite';
 import { migrationSource } from '../../migrations/index.ts';
+import { ScopedPgClient } from './pg-client.ts';
 
 export type Database = Knex;
 
@@ -18,7 +19,7 @@ export interface DatabaseOptions {
 export function createDatabase(options: DatabaseOptions): Database {
   if (options.url) {
     return knexFactory({
-      client: 'pg',
+      client: ScopedPgClient as unknown as typeof Knex.Client,
       // An outage must answer fast, not hang (docs/operations.md, "Outages"): a connection attempt
       // gives up after 5 s, and keep-alive finds a connection whose peer vanished without a reset.
       connection: { connectionString: options.url, application_name: 'idp', connectionTimeoutMillis: 5000, keepAlive: true, keepAliveInitialDelayMillis: 10_000 },

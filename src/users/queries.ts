@@ -119,10 +119,14 @@ export const userQueries = {
 
   // The latest sign-in time; an older one arriving late never moves it back. Not a profile change:
   // the version stays.
-  async recordLogin(trx: TenantTransaction, tenantId: string, id: string, at: string): Promise<void> {
-    await trx('users')
-      .where({ tenant_id: tenantId, id })
-      .update({ last_login_at: trx.raw('greatest(coalesce(last_login_at, ?::timestamptz), ?::timestamptz)', [at, at]) });
+  // Sign-ins of several users of the tenant in one statement; a later time never goes back.
+  async recordLogins(trx: TenantTransaction, tenantId: string, logins: Array<{ id: string; at: string }>): Promise<void> {
+    await trx.raw(
+      `UPDATE users SET last_login_at = greatest(coalesce(users.last_login_at, signed_in.at), signed_in.at)
+         FROM (SELECT unnest(?::uuid[]) AS id, unnest(?::timestamptz[]) AS at) AS signed_in
+        WHERE users.tenant_id = ? AND users.id = signed_in.id`,
+      [logins.map((login) => login.id), logins.map((login) => login.at), tenantId],
+    );
   },
 
   // When the user last signed in (null: never), for exports and reports.

@@ -485,10 +485,17 @@ export function createUserService(deps: UserServiceDependencies) {
       return rows.length === 1 && rows[0].status === 'active' ? toUser(rows[0]) : undefined;
     },
 
-    // A sign-in happened at `at` (ISO time): kept as the user's last login, in the caller's transaction.
-    async recordLogin(trx: Knex.Transaction, tenantId: string, userId: string, at: string): Promise<void> {
-      if (!isUuid(userId)) return;
-      await withTenant(trx, tenantId, (scoped) => userQueries.recordLogin(scoped, tenantId, userId, at));
+    // Sign-ins of the tenant's users (ISO times): kept as each user's last login, in the caller's
+    // transaction; the latest of a user's wins.
+    async recordLogins(trx: Knex.Transaction, tenantId: string, logins: Array<{ userId: string; at: string }>): Promise<void> {
+      const latest = new Map<string, string>();
+      for (const { userId, at } of logins) {
+        if (!isUuid(userId) || Number.isNaN(Date.parse(at))) continue;
+        const known = latest.get(userId);
+        if (!known || Date.parse(at) > Date.parse(known)) latest.set(userId, at);
+      }
+      if (!latest.size) return;
+      await withTenant(trx, tenantId, (scoped) => userQueries.recordLogins(scoped, tenantId, [...latest].map(([id, at]) => ({ id, at }))));
     },
 
     // For findAccount and other platform code holding only a user id: active, non-deleted users

@@ -5,7 +5,8 @@ import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { clusterBackend, forEachBackend, type BackendEnv } from '../helpers/backends.ts';
 import { startInstance, type Instance } from '../helpers/instance.ts';
 import { createFixtures, clientCredentialsToken, basicAuth, API, USER, type Fixtures, introspect as introspectToken } from '../helpers/fixtures.ts';
-import { discover, loginWithCode, POST_LOGOUT_REDIRECT_URI } from '../helpers/rp.ts';
+import { authorizationRequest, discover, loginWithCode, POST_LOGOUT_REDIRECT_URI, REDIRECT_URI } from '../helpers/rp.ts';
+import { Browser, formAction, hiddenField } from '../helpers/browser.ts';
 import { expectOAuthError } from '../helpers/oauth-errors.ts';
 import { DEFAULT_TENANT_ID } from '../../src/tenants/constants.ts';
 
@@ -87,6 +88,34 @@ forEachBackend('protocol flows', (backend) => {
     expect(allowed.tokens.claims()!.sub).to.equal(fixtures.userId);
     const denied = loginWithCode(config, issuer, { identifier: USER.email, password: USER.password, consent: 'deny', extraParams: { prompt: 'consent' } });
     await expectOAuthError(denied, 'access_denied');
+  });
+
+  it('takes a first-party sign-in from the login form straight to the code, its grant covering the API scopes asked for', async () => {
+    const config = await discover(issuer, fixtures.web.clientId, fixtures.web.clientSecret);
+    const browser = new Browser();
+    const request = await authorizationRequest(config, REDIRECT_URI, { resource: API.identifier, scope: 'openid email read' });
+    const { response: page, url: pageUrl } = await browser.follow(request.url, issuer);
+    expect(pageUrl.pathname).to.match(/^\/interaction\//);
+    // Identifier first (this client is not bound to a tenant), then the password.
+    const identifierPage = await page.text();
+    const html = await (await browser.submitForm(new URL(formAction(identifierPage, '/identify'), issuer), { csrf: hiddenField(identifierPage, 'csrf'), identifier: USER.email })).text();
+    const login = await browser.submitForm(new URL(formAction(html, '/login'), issuer), { csrf: hiddenField(html, 'csrf'), identifier: USER.email, password: USER.password });
+    expect(login.status).to.equal(303);
+    // One resume of the authorization, and back to the client: no consent step in between.
+    const resumed = await browser.fetch(new URL(login.headers.get('location')!, issuer));
+    expect(resumed.status).to.equal(303);
+    const callback = new URL(resumed.headers.get('location')!);
+    expect(callback.origin + callback.pathname).to.equal(REDIRECT_URI);
+    const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: request.verifier, expectedState: request.state, expectedNonce: request.nonce }, { resource: API.identifier });
+    const { payload } = await jwtVerify(tokens.access_token, createRemoteJWKSet(new URL(`${issuer}/jwks`)), { issuer, audience: API.identifier });
+    expect(payload).to.include({ sub: fixtures.userId, scope: 'read' });
+
+    // A later request in the same session for more scopes is granted without a page too.
+    const more = await authorizationRequest(config, REDIRECT_URI, { scope: 'openid email profile' });
+    const { url: again } = await browser.follow(more.url, issuer);
+    expect(again.origin + again.pathname).to.equal(REDIRECT_URI);
+    const second = await oidc.authorizationCodeGrant(config, again, { pkceCodeVerifier: more.verifier, expectedState: more.state, expectedNonce: more.nonce });
+    expect(await oidc.fetchUserInfo(config, second.access_token, fixtures.userId)).to.include({ email: USER.email, name: USER.name });
   });
 
   it('rotates refresh tokens and revokes the whole grant when an old one is reused', async () => {

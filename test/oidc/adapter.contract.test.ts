@@ -185,6 +185,21 @@ forEachBackend('oidc adapter contract', (backend) => {
     expect(await adapter('Session').find(bad)).to.equal(undefined);
   });
 
+  it('finds a stored Session by its uid from the cache, and a replaced one’s uid leads to the new record', async () => {
+    const uid = randomUUID();
+    const first = randomUUID();
+    await adapter('Session').upsert(first, { jti: first, uid, exp: now() + 60, accountId: 'a' }, 60);
+    const statements = await statementsDuring(async () => expect((await adapter('Session').findByUid(uid))?.jti).to.equal(first));
+    expect(statements, statements.join('\n')).to.deep.equal([]);
+    // A new sign-in in the same browser session: a new record under the same uid.
+    const second = randomUUID();
+    await adapter('Session').destroy(first);
+    await adapter('Session').upsert(second, { jti: second, uid, exp: now() + 60, accountId: 'b' }, 60);
+    expect((await adapter('Session').findByUid(uid))?.accountId).to.equal('b');
+    await flushHotStore(runtime);
+    expect((await adapter('Session').findByUid(uid))?.jti, 'from PostgreSQL once the cache is gone').to.equal(second);
+  });
+
   it('serves durable records from PostgreSQL when the hot store has lost them', async () => {
     const id = newId('RefreshToken');
     await adapter('RefreshToken').upsert(id, { jti: id, exp: now() + 600, accountId: 'a' }, 600);

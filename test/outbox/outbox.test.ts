@@ -140,6 +140,25 @@ forEachBackend('outbox', (backend) => {
     expect((await lastLogin())?.toISOString(), 'an older sign-in published late').to.equal(later.toISOString());
   });
 
+  it('records the sign-ins of one round for several users and tenants, each user’s latest', async () => {
+    const otherTenant = (await runtime.tenants.create({ slug: 'last-login-other', displayName: 'Other' })).id;
+    const first = await runtime.users.create(DEFAULT_TENANT_ID, { email: 'round-1@example.com' });
+    const second = await runtime.users.create(DEFAULT_TENANT_ID, { email: 'round-2@example.com' });
+    const third = await runtime.users.create(otherTenant, { email: 'round-3@example.com' });
+    const at = (date: string) => createEventPipeline({ config: runtime.config, db: runtime.db, hot: runtime.hot, log, keyEncryptionKey: runtime.secrets.keyEncryptionKey, users: runtime.users, audit: runtime.audit, now: () => new Date(date) });
+    const signIn = (date: string, tenantId: string, userId: string) => at(date).outbox.enqueue(undefined, { tenantId, type: 'auth.login.success', data: { userId } });
+    await signIn('2026-11-24T09:00:00.000Z', DEFAULT_TENANT_ID, first.id);
+    await signIn('2026-11-24T10:00:00.000Z', DEFAULT_TENANT_ID, first.id);
+    await signIn('2026-11-24T09:30:00.000Z', DEFAULT_TENANT_ID, second.id);
+    await signIn('2026-11-24T11:00:00.000Z', otherTenant, third.id);
+    await signIn('2026-11-24T08:00:00.000Z', DEFAULT_TENANT_ID, first.id);
+    // The five go out in one round (a batch holds up to 100).
+    await worker().worker.drain();
+    const lastLogins = await runtime.db('users').whereIn('id', [first.id, second.id, third.id]).select('id', 'last_login_at');
+    const byId = Object.fromEntries(lastLogins.map((row: { id: string; last_login_at: Date }) => [row.id, row.last_login_at.toISOString()]));
+    expect(byId).to.deep.equal({ [first.id]: '2026-11-24T10:00:00.000Z', [second.id]: '2026-11-24T09:30:00.000Z', [third.id]: '2026-11-24T11:00:00.000Z' });
+  });
+
   it('publishes what is pending when a running worker stops, and nothing when one never started', async () => {
     const group = consumerGroup();
     await group.read();

@@ -8,6 +8,7 @@ import { TEST_ENV } from '../helpers/instance.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createRuntime, type Runtime } from '../../src/runtime.ts';
 import { withTenant } from '../../src/store/tenant-scope.ts';
+import { takesScopeStatements } from '../../src/store/pg-client.ts';
 
 forEachBackend('row-level security', (backend) => {
   let store: BackendEnv;
@@ -60,5 +61,49 @@ forEachBackend('row-level security', (backend) => {
       return trx('users').select('id');
     });
     expect(rows).to.deep.equal([]);
+  });
+
+  it('runs work for the same tenant in the enclosing tenant transaction, and another tenant’s in a savepoint confined to it', async () => {
+    const seen = await withTenant(runtime.db, tenantA, async (trx) => {
+      const same = await withTenant(trx, tenantA, async (inner) => ({ sameTransaction: inner === trx, count: (await inner.raw('select count(*)::int as n from users')).rows[0].n }));
+      const other = await withTenant(trx, tenantB, async (inner) => (await inner('users').select('tenant_id')).map((row: { tenant_id: string }) => row.tenant_id));
+      return { same, other };
+    });
+    expect(seen.same).to.deep.equal({ sameTransaction: true, count: 2 });
+    expect(seen.other).to.deep.equal([tenantB, tenantB]);
+    // A failure of same-tenant work fails the whole transaction: nothing of it stays.
+    const email = `rolled-back-${randomUUID()}@example.com`;
+    const failed = withTenant(runtime.db, tenantA, async (trx) => {
+      await trx('users').insert({ id: randomUUID(), tenant_id: tenantA, email });
+      await withTenant(trx, tenantA, (inner) => inner('users').insert({ id: randomUUID(), tenant_id: tenantB, email: 'intruder@example.com' }));
+    });
+    await expect(failed).to.be.rejectedWith(/row-level security/);
+    expect(await runtime.db('users').where({ email }).first('id')).to.equal(undefined);
+  });
+
+  it('enters the tenant scope in the round trip of the BEGIN on a PostgreSQL server, and leaves a nested one with its RELEASE', async () => {
+    const sent: string[] = [];
+    const record = (query: { sql: string }) => sent.push(query.sql);
+    runtime.db.on('query', record);
+    try {
+      const count = await withTenant(runtime.db, tenantA, async (trx) => (await trx('users').count<{ n: string }[]>({ n: '*' }))[0].n);
+      expect(Number(count)).to.equal(2);
+      await runtime.db.transaction((platform) => withTenant(platform, tenantB, (trx) => trx('users').select('id')));
+    } finally {
+      runtime.db.off('query', record);
+    }
+    const enter = (tenantId: string) => `SELECT set_config('role', 'idp_tenant', true), set_config('app.tenant_id', '${tenantId}', true)`;
+    const leave = "SELECT set_config('role', 'none', true), set_config('app.tenant_id', '', true)";
+    const shape = sent.map((sql) => sql.replace(/trx\d+/, 'trx'));
+    if (takesScopeStatements(runtime.db)) {
+      expect(shape).to.deep.equal([`BEGIN; ${enter(tenantA)};`, 'select count(*) as "n" from "users"', 'COMMIT;', 'BEGIN;', `SAVEPOINT trx; ${enter(tenantB)};`, 'select "id" from "users"', `${leave}; RELEASE SAVEPOINT trx;`, 'COMMIT;']);
+    } else {
+      // PGlite (in process, no round trips to save): the scope has statements of its own.
+      expect(shape.filter((sql) => sql.includes('set_config'))).to.deep.equal([
+        "SELECT set_config('role', $1, true), set_config('app.tenant_id', $2, true)",
+        "SELECT set_config('role', $1, true), set_config('app.tenant_id', $2, true)",
+        leave,
+      ]);
+    }
   });
 });
