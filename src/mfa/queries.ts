@@ -69,10 +69,19 @@ export const mfaQueries = {
     return deleted.length === 1;
   },
 
-  // How many unused backup codes a user has and when they were issued (no codes: null).
-  async backupCodesIssued(trx: TenantTransaction, tenantId: string, userId: string): Promise<{ count: number; issuedAt: Date | null }> {
-    const row = await trx('mfa_backup_codes').where({ tenant_id: tenantId, user_id: userId }).first(trx.raw('count(*) AS count'), trx.raw('max(created_at) AS issued_at'));
-    return { count: Number(row?.count ?? 0), issuedAt: row?.issued_at ? new Date(row.issued_at) : null };
+  // The authenticator app's row (if any) and the backup codes issued, in one statement.
+  async enrolments(trx: TenantTransaction, tenantId: string, userId: string): Promise<{ totp?: Pick<TotpRow, 'secret_sealed' | 'confirmed_at' | 'pending_secret_sealed' | 'pending_created_at'>; codes: { count: number; issuedAt: Date | null } }> {
+    const { rows } = await trx.raw(
+      `SELECT t.user_id AS totp_user, t.secret_sealed, t.confirmed_at, t.pending_secret_sealed, t.pending_created_at, codes.count, codes.issued_at
+         FROM (SELECT count(*) AS count, max(created_at) AS issued_at FROM mfa_backup_codes WHERE tenant_id = ? AND user_id = ?) AS codes
+         LEFT JOIN mfa_totp AS t ON t.tenant_id = ? AND t.user_id = ?`,
+      [tenantId, userId, tenantId, userId],
+    );
+    const row = rows[0];
+    return {
+      totp: row.totp_user ? { secret_sealed: row.secret_sealed, confirmed_at: row.confirmed_at, pending_secret_sealed: row.pending_secret_sealed, pending_created_at: row.pending_created_at } : undefined,
+      codes: { count: Number(row.count ?? 0), issuedAt: row.issued_at ? new Date(row.issued_at) : null },
+    };
   },
 
   // The users of a tenant with an active (confirmed) TOTP secret.

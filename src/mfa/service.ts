@@ -167,8 +167,7 @@ export function createMfaService(options: MfaServiceOptions) {
     async enrolments(tenantId: string, userId: string): Promise<MfaEnrolments> {
       requireKnown(tenantId, userId);
       return withTenant(db, tenantId, async (trx) => {
-        const totp = await mfaQueries.findTotp(trx, tenantId, userId);
-        const codes = await mfaQueries.backupCodesIssued(trx, tenantId, userId);
+        const { totp, codes } = await mfaQueries.enrolments(trx, tenantId, userId);
         return {
           totp: {
             active: Boolean(totp?.secret_sealed),

@@ -75,6 +75,7 @@ export function createEventPipeline(options: EventPipelineOptions): EventPipelin
     intervalMs: options.intervalMs ?? 1000,
     purgeIntervalMs: config.purgeIntervalSeconds * 1000,
   });
-  outbox.onEnqueued(() => worker.wake());
+  outbox.onEnqueued(() => worker.wake('publish'));
+  webhooks.onQueued(() => worker.wake('deliver'));
   return { outbox, webhooks, worker };
 }

@@ -21,8 +21,8 @@ export interface EventWorkerOptions {
 
 export interface EventWorker {
   start(): void;
-  // Run soon (an event was just committed in this process).
-  wake(): void;
+  // Run soon (an event was just committed in this process): the job of that name, or every job.
+  wake(job?: string): void;
   // Every job until it runs out of work: what tests and the shutdown flush use.
   drain(): Promise<void>;
   // One purge round now (it also runs on its own interval); how many events went.
@@ -107,9 +107,10 @@ export function createEventWorker(options: EventWorkerOptions): EventWorker {
       }, options.purgeIntervalMs);
       purgeTimer.unref();
     },
-    wake() {
+    wake(job) {
       if (!running) return;
       for (const loop of loops) {
+        if (job && loop.job.name !== job) continue;
         if (loop.current) loop.again = true;
         else if (!loop.woken) {
           loop.woken = true;

@@ -44,6 +44,13 @@ export interface UserRow {
   cursor_created_at?: string;
 }
 
+// What authentication reads beside the user: the hash and the state of the password.
+export interface PasswordColumns {
+  password_hash: string | null;
+  password_changed_at: Date | string | null;
+  password_must_change: boolean;
+}
+
 // Everything but the password hash, which only authentication reads.
 const COLUMNS = [
   'id', 'tenant_id', 'email', 'username', 'name', 'given_name', 'family_name', 'middle_name', 'nickname', 'picture', 'website',
@@ -67,9 +74,9 @@ export const userQueries = {
   },
 
   // An identifier is an e-mail address or a username, both case-insensitive; never a deleted user.
-  findByIdentifier(trx: TenantTransaction, tenantId: string, identifier: string): Promise<(UserRow & { password_hash: string | null }) | undefined> {
+  findByIdentifier(trx: TenantTransaction, tenantId: string, identifier: string): Promise<(UserRow & PasswordColumns) | undefined> {
     return selectUser(trx('users'), trx)
-      .select('users.password_hash')
+      .select('users.password_hash', 'users.password_changed_at', 'users.password_must_change')
       .where({ tenant_id: tenantId })
       .whereNull('deleted_at')
       .andWhere((q) => q.whereRaw('email_normalized = lower(?)', [identifier]).orWhereRaw('username_normalized = lower(?)', [identifier]))

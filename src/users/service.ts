@@ -14,7 +14,8 @@ import type { PasswordHashing } from '../security/passwords.ts';
 import type { AttributeSchema } from '../tenants/attribute-schema.ts';
 import { withTenant, type TenantTransaction } from '../store/tenant-scope.ts';
 import { ConflictError, ForbiddenError, NotFoundError, VersionMismatchError } from '../errors.ts';
-import { platformUserQueries, userQueries, type RoleSubquery, type UserRow } from './queries.ts';
+import { platformUserQueries, userQueries, type PasswordColumns, type RoleSubquery, type UserRow } from './queries.ts';
+import { LRUCache } from 'lru-cache';
 import {
   ADMIN_FIELDS,
   MAX_EMAIL,
@@ -148,6 +149,20 @@ function customAttributesOf(row: UserRow): Record<string, unknown> {
   return typeof value === 'string' ? JSON.parse(value) : (value ?? {});
 }
 
+export interface PasswordStatus {
+  hasPassword: boolean;
+  changedAt: Date | null;
+  mustChange: boolean;
+}
+
+function passwordStatusOf(row: Pick<PasswordColumns, 'password_hash' | 'password_changed_at' | 'password_must_change'>): PasswordStatus {
+  return {
+    hasPassword: Boolean(row.password_hash),
+    changedAt: row.password_changed_at ? new Date(row.password_changed_at) : null,
+    mustChange: row.password_must_change,
+  };
+}
+
 function toUser(row: UserRow): User {
   return {
     id: row.id,
@@ -225,8 +240,13 @@ export function createUserService(deps: UserServiceDependencies) {
     return policy;
   }
 
+  // The password state of users who just authenticated, for the same sign-in's next question
+  // about it; taken once, within a few seconds, and dropped when the password changes.
+  const justAuthenticated = new LRUCache<string, PasswordStatus>({ max: 10_000, ttl: 5000 });
+
   // The columns a new password sets, keeping the replaced hash in the history the policy asks for.
   async function passwordChanges(trx: TenantTransaction, tenantId: string, id: string, hash: string, policy: PasswordPolicy | undefined, mustChange: boolean) {
+    justAuthenticated.delete(`${tenantId}:${id}`);
     const current = await passwordQueries.record(trx, tenantId, id);
     await passwordQueries.remember(trx, tenantId, id, current?.password_hash, policy?.historySize ?? 0);
     return { password_hash: hash, password_changed_at: trx.fn.now(), password_must_change: mustChange };
@@ -468,7 +488,10 @@ export function createUserService(deps: UserServiceDependencies) {
       const row = usable ? await withTenant(db, tenantId, (trx) => userQueries.findByIdentifier(trx, tenantId, identifier.trim())) : undefined;
       const candidate = typeof password === 'string' && password.length <= MAX_PASSWORD ? password : '';
       const valid = await passwords.verify(row?.password_hash, candidate);
-      return row && valid && row.status === 'active' ? toUser(row) : undefined;
+      if (!row || !valid || row.status !== 'active') return undefined;
+      // The sign-in asks for the password's state next (expired? temporary?): it was just read.
+      justAuthenticated.set(`${tenantId}:${row.id}`, passwordStatusOf(row));
+      return toUser(row);
     },
 
     // The active user a one-time code for sign-in goes to: by e-mail address, or by verified phone
@@ -548,16 +571,18 @@ export function createUserService(deps: UserServiceDependencies) {
     },
 
     // When the password was set and whether it must be changed; the policy decides about expiry.
-    async passwordStatus(tenantId: string, id: string): Promise<{ hasPassword: boolean; changedAt: Date | null; mustChange: boolean }> {
+    async passwordStatus(tenantId: string, id: string): Promise<PasswordStatus> {
       requireTenantId(tenantId);
       if (!isUuid(id)) throw notFound(id);
+      const key = `${tenantId}:${id}`;
+      const readAtSignIn = justAuthenticated.get(key);
+      if (readAtSignIn) {
+        justAuthenticated.delete(key);
+        return readAtSignIn;
+      }
       const record = await withTenant(db, tenantId, (trx) => passwordQueries.record(trx, tenantId, id));
       if (!record) throw notFound(id);
-      return {
-        hasPassword: Boolean(record.password_hash),
-        changedAt: record.password_changed_at ? new Date(record.password_changed_at) : null,
-        mustChange: record.password_must_change,
-      };
+      return passwordStatusOf(record);
     },
 
     // Stores a phone number the person proved with a code: E.164 and verified in one change,

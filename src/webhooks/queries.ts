@@ -124,10 +124,10 @@ export const deliveryQueries = {
     return replayed.length;
   },
 
-  // One pending delivery per enabled endpoint of the event's tenant that wants its type.
-  async fanOut(trx: Knex.Transaction, events: EventEnvelope[], at: Date): Promise<void> {
-    if (!events.length) return;
-    await trx.raw(
+  // One pending delivery per enabled endpoint of the event's tenant that wants its type; how many.
+  async fanOut(trx: Knex.Transaction, events: EventEnvelope[], at: Date): Promise<number> {
+    if (!events.length) return 0;
+    const inserted = await trx.raw(
       `INSERT INTO webhook_deliveries (id, tenant_id, endpoint_id, event_id, status, attempts, next_attempt_at, created_at)
        SELECT gen_random_uuid(), w.tenant_id, w.id, e.id, 'pending', 0, ?, ?
        FROM unnest(?::uuid[], ?::uuid[], ?::text[]) AS e(id, tenant_id, type)
@@ -135,6 +135,7 @@ export const deliveryQueries = {
        ON CONFLICT (endpoint_id, event_id) DO NOTHING`,
       [at, at, events.map((event) => event.id), events.map((event) => event.tenantId), events.map((event) => event.type)],
     );
+    return inserted.rowCount ?? inserted.affectedRows ?? 0;
   },
 
   // Takes due deliveries of enabled endpoints and leases them until leaseUntil: a worker that dies

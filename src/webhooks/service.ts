@@ -73,6 +73,8 @@ export interface WebhookService {
   replayDead(tenantId: string, endpointId: string, origin?: ChangeOrigin): Promise<number>;
   // The publisher's fan-out: one delivery per matching endpoint, in the publishing transaction.
   fanOut: EventSubscriber;
+  // Called once deliveries made by a fan-out are committed, to wake the dispatcher in this process.
+  onQueued(listener: () => void): void;
   // Seals every endpoint secret again under the current key-encryption key (`idp keys rewrap`).
   rewrap(keyRing: SealingKeys): Promise<RewrapReport>;
 }
@@ -147,6 +149,7 @@ function endpointChanges(before: WebhookEndpoint | null, after: WebhookEndpoint 
 export function createWebhookService(options: { db: Database; keyEncryptionKey: SealingKeys; audit: Pick<AuditService, 'record'>; now?: () => Date }): WebhookService {
   const { db, keyEncryptionKey } = options;
   const now = options.now ?? (() => new Date());
+  const queued: Array<() => void> = [];
 
   async function record(trx: Knex.Transaction, tenantId: string, type: string, endpointId: string, details: Record<string, unknown>, origin: ChangeOrigin | undefined): Promise<void> {
     await options.audit.record(trx, { tenantId, type, outcome: 'success', ...originOf(origin), target: { ref: endpointId }, details });
@@ -253,7 +256,13 @@ export function createWebhookService(options: { db: Database; keyEncryptionKey: 
         return replayed;
       }),
 
-    fanOut: (trx: Knex.Transaction, events: EventEnvelope[]) => deliveryQueries.fanOut(trx, events, now()),
+    async fanOut(trx: Knex.Transaction, events: EventEnvelope[]) {
+      if ((await deliveryQueries.fanOut(trx, events, now())) > 0) trx.executionPromise.then(() => queued.forEach((listener) => listener()), () => {});
+    },
+
+    onQueued(listener) {
+      queued.push(listener);
+    },
 
     rewrap: (keyRing) =>
       rewrapAll(db, keyRing, {

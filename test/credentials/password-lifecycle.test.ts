@@ -263,6 +263,33 @@ forEachBackend('password lifecycle', (backend) => {
       expect(await credentials.passwordState(tenant.id, user.id)).to.deep.equal({ mustChange: false });
     });
 
+    it('answers the password state a sign-in asks for from its own read, unless the password changed since', async () => {
+      const email = 'state-after-sign-in@acme.example';
+      const user = await createUser(tenant.id, email);
+      const { credentials, users, db } = instance.runtime;
+      const statements: string[] = [];
+      const record = (query: { sql: string }) => statements.push(query.sql);
+      const during = async <T>(work: () => Promise<T>): Promise<T> => {
+        statements.length = 0;
+        db.on('query', record);
+        try {
+          return await work();
+        } finally {
+          db.off('query', record);
+        }
+      };
+      expect((await users.authenticate(email, PASSWORD, tenant.id))?.id).to.equal(user.id);
+      expect(await during(() => users.passwordStatus(tenant.id, user.id))).to.include({ hasPassword: true, mustChange: false });
+      expect(statements.filter((sql) => /password/.test(sql)), 'answered from the sign-in’s read').to.deep.equal([]);
+      expect(await during(() => users.passwordStatus(tenant.id, user.id))).to.include({ mustChange: false });
+      expect(statements.some((sql) => /password_must_change/.test(sql)), 'read again: the answer is taken once').to.equal(true);
+
+      // An administrator's reset between the sign-in and the question wins over what the sign-in read.
+      expect((await users.authenticate(email, PASSWORD, tenant.id))?.id).to.equal(user.id);
+      expect((await api('POST', `/tenants/${tenant.id}/users/${user.id}/password-reset`, { mode: 'temporary' })).status).to.equal(200);
+      expect(await credentials.passwordState(tenant.id, user.id)).to.deep.equal({ mustChange: true, reason: 'temporary' });
+    });
+
     it('mails a reset link on request (202) and refuses an unknown mode', async () => {
       const email = 'byadmin@acme.example';
       const user = await createUser(tenant.id, email);

@@ -13,6 +13,7 @@ import { EVENTS_STREAM, eventOfEntry, hotStoreEventStream, type EventStream } fr
 import { withTenant } from '../../src/store/tenant-scope.ts';
 import { DEFAULT_TENANT_ID } from '../../src/tenants/constants.ts';
 import type { EventEnvelope } from '../../src/outbox/events.ts';
+import { startReceiver } from '../webhooks/receiver.ts';
 
 const log = pino({ level: 'silent' });
 
@@ -157,6 +158,25 @@ forEachBackend('outbox', (backend) => {
     const lastLogins = await runtime.db('users').whereIn('id', [first.id, second.id, third.id]).select('id', 'last_login_at');
     const byId = Object.fromEntries(lastLogins.map((row: { id: string; last_login_at: Date }) => [row.id, row.last_login_at.toISOString()]));
     expect(byId).to.deep.equal({ [first.id]: '2026-11-24T10:00:00.000Z', [second.id]: '2026-11-24T09:30:00.000Z', [third.id]: '2026-11-24T11:00:00.000Z' });
+  });
+
+  it('wakes the publisher on a commit and the webhook dispatcher on the deliveries it queues, without waiting for the interval', async () => {
+    const receiver = await startReceiver();
+    // An interval far longer than the test: only the wakes can move the events.
+    const pipeline = createEventPipeline({ config: runtime.config, db: runtime.db, hot: runtime.hot, log, keyEncryptionKey: runtime.secrets.keyEncryptionKey, users: runtime.users, audit: runtime.audit, intervalMs: 600_000 });
+    const { endpoint } = await pipeline.webhooks.create(DEFAULT_TENANT_ID, { url: receiver.url, eventTypes: ['apikey.revoked'] });
+    try {
+      // Earlier tests' events, published first so the worker starts with nothing due.
+      await pipeline.worker.drain();
+      pipeline.worker.start();
+      const event = await pipeline.outbox.enqueue(undefined, { tenantId: DEFAULT_TENANT_ID, type: 'apikey.revoked', data: { apiKeyId: 'woken' } });
+      for (let waited = 0; waited < 5000 && !receiver.requests.length; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(receiver.requests.map((request) => request.headers['webhook-id'])).to.deep.equal([event.id]);
+    } finally {
+      await pipeline.worker.stop();
+      await pipeline.webhooks.remove(DEFAULT_TENANT_ID, endpoint.id);
+      await receiver.close();
+    }
   });
 
   it('publishes what is pending when a running worker stops, and nothing when one never started', async () => {
