@@ -28,6 +28,7 @@
 //   BENCH_SESSION_USE_BUDGET  seconds each memory step may spend using its sessions (150); the
 //                             sessions left when it runs out stay stored but unused, and the output says so
 //   BENCH_SKIP_MEMORY         1 skips the memory part
+//   BENCH_MALLOC_ARENA_MAX    when set, our provider runs with MALLOC_ARENA_MAX=<n> (glibc)
 //   BENCH_MALLOC_MMAP_THRESHOLD  when set, our provider runs with MALLOC_MMAP_THRESHOLD_=<bytes> (glibc): with
 //                             it, argon2id's 19 MiB blocks go back to the system after each hash (see docs/benchmarks.md)
 //   BENCH_NODE_OPTIONS        our provider's NODE_OPTIONS; by default the V8 heap sizing `npm start` ships
@@ -42,7 +43,7 @@ import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import {
   BenchError, FORM, basic, createOurStore, intSetting, limitRunTime, listSetting, log, machine, parseJsonOutput, percentile,
-  cpuSeconds, renderTables, residentMemory, runBench, runCli, sleep, startBare, startOurs, stopChild, storeSettings, waitForQuiet, type Started,
+  cpuSeconds, cpuSecondsOfCommands, machineBusySeconds, renderTables, residentMemory, runBench, runCli, sleep, startBare, startOurs, stopChild, storeSettings, waitForQuiet, type Started,
 } from './harness.ts';
 import { createPasswordHashing, type Argon2Parameters } from '../src/security/passwords.ts';
 import { ACR_PASSWORD } from '../src/oidc/assurance.ts';
@@ -68,6 +69,7 @@ const settings = {
   useBudget: intSetting('BENCH_SESSION_USE_BUDGET', 150, 5, 3600),
   skipMemory: process.env.BENCH_SKIP_MEMORY === '1',
   mmapThreshold: intSetting('BENCH_MALLOC_MMAP_THRESHOLD', 0, 0, 2 ** 30),
+  arenaMax: intSetting('BENCH_MALLOC_ARENA_MAX', 0, 0, 64),
   nodeOptions: process.env.BENCH_NODE_OPTIONS ?? shippedNodeOptions(),
   alg: listSetting('BENCH_ALG', ['RS256', 'ES256', 'EdDSA'], ['ES256'])[0],
   quietWait: intSetting('BENCH_QUIET_WAIT', 30, 0, 600),
@@ -231,9 +233,12 @@ interface Series {
   // A second latency per operation (the login POST alone).
   inner: number[];
   seconds: number;
-  // CPU seconds our provider process and this (load-generating) process used during the window.
+  // CPU seconds our provider process and this (load-generating) process used during the window,
+  // the PostgreSQL and Redis servers, and the whole machine (every process).
   providerCpu?: number;
   clientCpu?: number;
+  serverCpu?: number;
+  machineCpu?: number;
 }
 
 function series(kind: string): Series {
@@ -242,14 +247,19 @@ function series(kind: string): Series {
 
 // Runs a measured window and notes the CPU time the provider and this process spent in it.
 let providerPid = 0;
+const SERVER_COMMANDS = ['postgres', 'redis-server'];
 async function withCpu(into: Series, work: () => Promise<void>): Promise<void> {
   const provider = cpuSeconds(providerPid);
   const client = process.cpuUsage();
+  const servers = cpuSecondsOfCommands(SERVER_COMMANDS);
+  const machineBusy = machineBusySeconds();
   await work();
   const after = cpuSeconds(providerPid);
   if (provider !== undefined && after !== undefined) into.providerCpu = after - provider;
   const used = process.cpuUsage(client);
   into.clientCpu = (used.user + used.system) / 1e6;
+  into.serverCpu = cpuSecondsOfCommands(SERVER_COMMANDS) - servers;
+  into.machineCpu = machineBusySeconds() - machineBusy;
 }
 
 async function loop(workers: number, seconds: number, into: Series, operation: () => Promise<{ ms: number; inner?: number } | undefined>): Promise<void> {
@@ -449,6 +459,7 @@ async function main(): Promise<void> {
       `mix +${settings.mixRefresh} refresh +${settings.mixCc} client credentials; ${settings.warmup} s warm-up + ${settings.duration} s per run; ` +
       `${settings.users} users; memory at ${settings.sessions} and ${settings.sessionsBig || '-'} sessions` +
       (settings.mmapThreshold ? `; ours with MALLOC_MMAP_THRESHOLD_=${settings.mmapThreshold}` : '') +
+      (settings.arenaMax ? `; ours with MALLOC_ARENA_MAX=${settings.arenaMax}` : '') +
       (settings.nodeOptions ? `; ours with NODE_OPTIONS=${settings.nodeOptions}` : ''),
   );
 
@@ -462,6 +473,7 @@ async function main(): Promise<void> {
     // The V8 heap figures come from the provider's own /metrics (prom-client's process metrics).
     METRICS_TOKEN: randomBytes(32).toString('base64url'),
     ...(settings.mmapThreshold ? { MALLOC_MMAP_THRESHOLD_: String(settings.mmapThreshold) } : {}),
+    ...(settings.arenaMax ? { MALLOC_ARENA_MAX: String(settings.arenaMax) } : {}),
     ...(settings.nodeOptions ? { NODE_OPTIONS: settings.nodeOptions } : {}),
   };
   log(`our provider: schema ${store.schema}, Redis prefix ${store.keyPrefix}; creating fixtures with the CLI`);
@@ -681,6 +693,14 @@ async function main(): Promise<void> {
         `CPU per complete login, one user: ${cpuPerLogin(single)}; ${settings.logins} users: ${cpuPerLogin(alone)}; ` +
           `bare oidc-provider, ${settings.logins} users: ${cpuPerLogin(bareLogin)}; argon2id verify alone: ${(1000 / (hashRate / CPUS)).toFixed(1)} ms of wall time per hash per core`,
       );
+      // The whole machine's CPU per login bounds the rate on it: CPUs x 1000 ms / that.
+      const machinePerLogin = (s: Series) => (s.machineCpu === undefined || !s.count ? undefined : (1000 * s.machineCpu) / s.count);
+      const budget = (s: Series, label: string) => {
+        const perLogin = machinePerLogin(s);
+        if (perLogin === undefined) return `${label}: n/a`;
+        return `${label}: ${perLogin.toFixed(1)} ms (PostgreSQL and Redis servers ${((1000 * (s.serverCpu ?? 0)) / s.count).toFixed(1)} ms of it), so at most ${(1000 / perLogin).toFixed(1)}/s per core`;
+      };
+      slopes.push(`Machine CPU per complete login (every process on the machine), ${settings.logins} users: ${[budget(alone, 'ours'), budget(bareLogin, 'bare oidc-provider')].join('; ')}`);
       if (memory.length >= 2) {
         const [base, small, big] = memory;
         const perSmall = ((small.rss - base.rss) / small.sessions) * 10_000;
@@ -709,6 +729,7 @@ async function main(): Promise<void> {
           `Run on ${started.toISOString()}: ${machine()}.`,
           `${settings.alg}, argon2id m=${ARGON2.memoryCost} KiB t=${ARGON2.timeCost} p=${ARGON2.parallelism}, ${settings.users} users, ` +
             (settings.mmapThreshold ? `ours with MALLOC_MMAP_THRESHOLD_=${settings.mmapThreshold}, ` : '') +
+            (settings.arenaMax ? `ours with MALLOC_ARENA_MAX=${settings.arenaMax}, ` : '') +
             (settings.nodeOptions ? `ours with NODE_OPTIONS=${settings.nodeOptions}, ` : '') +
             `closed-loop clients (fetch, keep-alive) in the same machine over loopback, ` +
             `${settings.warmup} s warm-up + ${settings.duration} s measured per run; per s counts completed operations; latencies in ms.${load}`,

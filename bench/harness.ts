@@ -4,7 +4,7 @@
 // quiet machine, and describing the machine.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -464,6 +464,34 @@ export function renderTables(header: string[], rows: string[][], leftColumns: nu
 }
 
 // CPU seconds (user + system, all threads) a process has used so far, from /proc/<pid>/stat (Linux).
+// CPU seconds used so far by every process whose command name is one of `names` (the PostgreSQL
+// and Redis servers, which share the machine with the bench), with their ended children: a
+// PostgreSQL connection closed during the window took its backend's time to the postmaster's
+// count of reaped children, so the sum only grows.
+export function cpuSecondsOfCommands(names: string[]): number {
+  let total = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (!names.includes(readFileSync(`/proc/${entry}/comm`, 'utf8').trim())) continue;
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // utime, stime, cutime and cstime: fields 14 to 17 of the line, in clock ticks.
+      total += (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / 100;
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  return total;
+}
+
+// Busy CPU seconds of the whole machine (all CPUs, every process) since boot, from /proc/stat.
+export function machineBusySeconds(): number {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const total = fields.reduce((sum, value) => sum + value, 0);
+  return (total - fields[3] - fields[4]) / 100;
+}
+
 export function cpuSeconds(pid: number): number | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
