@@ -133,7 +133,8 @@ forEachBackend('command line', (backend) => {
   let env: Record<string, string>;
 
   before(async () => {
-    store = await backend.create();
+    // `migrate` is tested on a store that has never been migrated.
+    store = await backend.create({ unmigrated: true });
     env = store.env;
   });
 

@@ -1,12 +1,13 @@
 // The storage backends every storage-touching suite runs against: the embedded default and real
 // PostgreSQL + Redis. Under CI=true an unreachable server fails the suite instead of skipping it.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { redisServerAvailable, sharedRedisCluster } from './redis-cluster.ts';
+import { closeDatabase, createDatabase, migrateToLatest } from '../../src/store/database.ts';
 
 export const POSTGRES_URL = process.env.TEST_DATABASE_URL || process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 export const REDIS_URL = process.env.TEST_REDIS_URL || process.env.REDIS_URL || 'redis://127.0.0.1:6379';
@@ -20,8 +21,29 @@ export interface Backend {
   name: string;
   // Resolves to a reason when the backend cannot be used here.
   unavailable(): Promise<string | undefined>;
-  // A fresh, isolated store: its own data directory, or its own schema and key prefix.
-  create(): Promise<BackendEnv>;
+  // A fresh, isolated store: its own data directory, or its own schema and key prefix. The
+  // embedded one starts with the schema migrated (a copy of a template migrated once per run)
+  // unless `unmigrated` is asked for; a server's schema starts empty and is migrated at start.
+  create(options?: { unmigrated?: boolean }): Promise<BackendEnv>;
+}
+
+// Migrating PGlite takes seconds; copying its files takes a fraction of one. The template holds
+// the schema only: secrets, keys and data are made by each store's first start, as on a new machine.
+let migratedTemplate: Promise<string> | undefined;
+
+function embeddedTemplate(): Promise<string> {
+  migratedTemplate ??= (async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'idp-test-template-'));
+    const db = createDatabase({ dataDir: dir, poolMax: 1 });
+    try {
+      await migrateToLatest(db);
+    } finally {
+      await closeDatabase(db);
+    }
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    return path.join(dir, 'pglite');
+  })();
+  return migratedTemplate;
 }
 
 const embedded: Backend = {
@@ -29,8 +51,9 @@ const embedded: Backend = {
   async unavailable() {
     return undefined;
   },
-  async create() {
+  async create(options = {}) {
     const dir = mkdtempSync(path.join(tmpdir(), 'idp-test-'));
+    if (!options.unmigrated) cpSync(await embeddedTemplate(), path.join(dir, 'pglite'), { recursive: true });
     return {
       env: { DATA_DIR: dir },
       async cleanup() {
