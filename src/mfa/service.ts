@@ -37,6 +37,9 @@ export interface MfaServiceOptions {
 }
 
 const MAX_LABEL = 200;
+// How long a started enrolment can be confirmed: as long as a sign-in may take (Keycloak's login
+// timeout). An older pending secret counts as none; the next enrolment overwrites it.
+export const PENDING_ENROLMENT_SECONDS = 30 * 60;
 
 // Who caused an MFA change or check, and from where: the audit entry's actor and context. The
 // admin API passes the administrator; self-service and sign-in pass the person.
@@ -54,6 +57,11 @@ export function createMfaService(options: MfaServiceOptions) {
   const now = options.now ?? (() => new Date());
   const sealContext = (userId: string) => `mfa_totp:${userId}`;
   const open = (sealed: string, userId: string) => unseal(keyEncryptionKey, sealed, sealContext(userId));
+
+  function pendingIsLive(row: { pending_secret_sealed?: string | null; pending_created_at?: Date | string | null } | undefined): boolean {
+    if (!row?.pending_secret_sealed || !row.pending_created_at) return false;
+    return now().getTime() - new Date(row.pending_created_at).getTime() < PENDING_ENROLMENT_SECONDS * 1000;
+  }
 
   function known(tenantId: string, userId: string): boolean {
     return isUuid(tenantId) && isUuid(userId);
@@ -117,7 +125,7 @@ export function createMfaService(options: MfaServiceOptions) {
       if (!totpCode || !known(tenantId, userId)) return undefined;
       return withTenant(db, tenantId, async (trx) => {
         const row = await mfaQueries.findTotp(trx, tenantId, userId, { forUpdate: true });
-        if (!row?.pending_secret_sealed) return undefined;
+        if (!row?.pending_secret_sealed || !pendingIsLive(row)) return undefined;
         const step = await matchingTimeStep(open(row.pending_secret_sealed, userId), totpCode, now());
         if (step === undefined) return undefined;
         if (!(await mfaQueries.activatePending(trx, tenantId, userId, row.pending_secret_sealed, step))) return undefined;
@@ -172,7 +180,7 @@ export function createMfaService(options: MfaServiceOptions) {
           totp: {
             active: Boolean(totp?.secret_sealed),
             confirmedAt: totp?.secret_sealed && totp.confirmed_at ? new Date(totp.confirmed_at) : null,
-            enrolmentPendingSince: totp?.pending_secret_sealed && totp.pending_created_at ? new Date(totp.pending_created_at) : null,
+            enrolmentPendingSince: pendingIsLive(totp) ? new Date(totp!.pending_created_at!) : null,
           },
           backupCodes: { remaining: codes.count, issuedAt: codes.issuedAt },
         };

@@ -9,7 +9,7 @@ import { forEachBackend, type BackendEnv } from '../helpers/backends.ts';
 import { TEST_ENV } from '../helpers/instance.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createRuntime, type Runtime } from '../../src/runtime.ts';
-import { createMfaService, type MfaService } from '../../src/mfa/service.ts';
+import { createMfaService, PENDING_ENROLMENT_SECONDS, type MfaService } from '../../src/mfa/service.ts';
 import { currentTotpCode } from '../../src/mfa/totp.ts';
 import { withTenant } from '../../src/store/tenant-scope.ts';
 import { ConflictError, NotFoundError } from '../../src/errors.ts';
@@ -100,6 +100,28 @@ forEachBackend('mfa service', (backend) => {
       expect(await mfa.confirmTotpEnrolment(tenantId, userId, currentTotpCode(secret, at(1)))).to.equal(undefined);
       // The confirming code's step is used up: it does not also pass a login.
       expect(await mfa.verifyTotp(tenantId, userId, currentTotpCode(secret, at(0)))).to.equal(false);
+    });
+
+    it('accepts the confirmation of an enrolment for 30 minutes after it started, and then counts it as never started', async () => {
+      const startedAt = async (userId: string) =>
+        new Date((await withTenant(runtime.db, tenantId, (trx) => trx('mfa_totp').where({ tenant_id: tenantId, user_id: userId }).first('pending_created_at'))).pending_created_at);
+      const minutes = (from: Date, count: number) => new Date(from.getTime() + count * 60_000);
+
+      const late = await user(tenantId);
+      const { secret: stale } = await mfa.beginTotpEnrolment(tenantId, late, LABELS);
+      clock = minutes(await startedAt(late), PENDING_ENROLMENT_SECONDS / 60 + 1);
+      expect((await mfa.enrolments(tenantId, late)).totp.enrolmentPendingSince, 'no longer pending').to.equal(null);
+      expect(await mfa.confirmTotpEnrolment(tenantId, late, currentTotpCode(stale, clock))).to.equal(undefined);
+      expect((await mfa.status(tenantId, late)).totp).to.equal(false);
+
+      const inTime = await user(tenantId);
+      const { secret } = await mfa.beginTotpEnrolment(tenantId, inTime, LABELS);
+      const started = await startedAt(inTime);
+      clock = minutes(started, PENDING_ENROLMENT_SECONDS / 60 - 1);
+      expect((await mfa.enrolments(tenantId, inTime)).totp.enrolmentPendingSince?.getTime()).to.equal(started.getTime());
+      expect(await mfa.confirmTotpEnrolment(tenantId, inTime, currentTotpCode(secret, clock))).to.have.property('backupCodes');
+      expect((await mfa.status(tenantId, inTime)).totp).to.equal(true);
+      clock = at(0);
     });
 
     it('keeps the active secret during a new enrolment and replaces it only when the new one is confirmed', async () => {
