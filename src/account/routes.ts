@@ -19,6 +19,7 @@ import { authorizationUrl, endSessionUrl, newVerifier, redeemCode } from './logi
 import type { HotStore } from '../store/hot-store.ts';
 import { PasswordPolicyError, translatePasswordProblems } from '../security/password-policy.ts';
 import { requestContext } from '../audit/origin.ts';
+import { fieldHint, fieldHints } from '../i18n/field-hints.ts';
 import { PhoneCodeWaitError } from './phone.ts';
 
 export interface AccountRouteDependencies {
@@ -179,7 +180,7 @@ export function accountRoutes(deps: AccountRouteDependencies): Router {
     } catch (error) {
       if (!(error instanceof DomainError) || error.status >= 500) throw error;
       const stale = error.status === 412;
-      return page(ctx, 'account-profile.njk', '', { values, version: stale ? user.version : version, errors: error.fields ?? {}, error: stale ? 'profileStale' : 'formInvalid' }, error.status === 412 ? 409 : 422);
+      return page(ctx, 'account-profile.njk', '', { values, version: stale ? user.version : version, errors: fieldHints(error.fields, t(ctx)), error: stale ? 'profileStale' : 'formInvalid' }, error.status === 412 ? 409 : 422);
     }
     done(ctx, '/account', 'profileSaved');
   });
@@ -220,7 +221,7 @@ export function accountRoutes(deps: AccountRouteDependencies): Router {
       if (name === 'confirmPassword') errors.confirmPassword = translate('account.passwordMismatch');
       else if (message === 'required') errors[name] = translate('account.fieldRequired');
       else if (name === 'currentPassword') errors.currentPassword = translate('password.problem.currentWrong');
-      else errors[name] = message;
+      else errors[name] = fieldHint(field, message, translate);
     }
     return errors;
   }

@@ -133,6 +133,18 @@ forEachBackend('account self-service', (backend) => {
       const invalidHtml = await invalid.text();
       expect(invalidHtml).to.include('role="alert"');
       expect(invalidHtml).to.match(/id="birthdate"[^>]*aria-invalid="true"/);
+      // What each field expects, in the page's language; not the service's English words for the API.
+      expect(invalidHtml).to.include('Enter a date as YYYY-MM-DD').and.include('Enter a time zone such as Europe/Berlin');
+      browser.defaultHeaders['accept-language'] = 'de';
+      try {
+        const german = await post(browser, issuer, after, '/account/profile', { version: hiddenField(after.html, 'version'), givenName: 'Grace', website: 'not a web address', nickname: 'x'.repeat(300) });
+        expect(german.status).to.equal(422);
+        const germanHtml = await german.text();
+        expect(germanHtml).to.include('Geben Sie eine vollständige Webadresse ein').and.include('Dieser Wert ist zu lang oder enthält nicht erlaubte Zeichen.');
+        expect(germanHtml).to.not.match(/must be|at most \d+ characters/);
+      } finally {
+        delete browser.defaultHeaders['accept-language'];
+      }
       expect((await instance.runtime.users.get(DEFAULT_TENANT_ID, person.id)).birthdate, 'nothing changed').to.equal('1906-12-09');
     });
 

@@ -435,6 +435,12 @@ forEachBackend('audit entries and events of sign-in and credentials', (backend) 
     const page = await agent.fetch(`${issuer}${url.pathname}/register`);
     const html = await page.text();
     const email = `newcomer-${process.pid}@example.com`;
+    // A malformed address first, on a German page: the hint beside the field is German.
+    agent.defaultHeaders['accept-language'] = 'de';
+    const refused = await agent.submitForm(new URL(formAction(html, '/register'), issuer), { csrf: hiddenField(html, 'csrf'), email: 'newcomer at example', name: 'New Comer', password: PASSWORD, passwordConfirm: PASSWORD });
+    expect(refused.status).to.equal(400);
+    expect(await refused.text()).to.include('Geben Sie eine E-Mail-Adresse wie name@example.com ein.').and.not.include('not an e-mail address');
+    delete agent.defaultHeaders['accept-language'];
     const registered = await agent.submitForm(new URL(formAction(html, '/register'), issuer), { csrf: hiddenField(html, 'csrf'), email, name: 'New Comer', password: PASSWORD, passwordConfirm: PASSWORD });
     expect(registered.status).to.equal(200);
     const user = (await instance.runtime.users.list(tenant.id, { email, limit: 1 })).items[0];
