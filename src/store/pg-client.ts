@@ -31,7 +31,9 @@ class ScopedTransaction extends PgTransaction {
   }
 
   begin(conn: unknown) {
-    if (!this.scope || this.isolationLevel || this.readOnly) return super.begin(conn);
+    if (!this.scope) return super.begin(conn);
+    // A transaction mode makes knex word its own BEGIN: the scope then follows it.
+    if (this.isolationLevel || this.readOnly) return super.begin(conn).then(() => this.query(conn, `${this.scope!.enter};`));
     return this.query(conn, `BEGIN; ${this.scope.enter};`);
   }
 

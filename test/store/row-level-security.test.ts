@@ -1,6 +1,7 @@
 // Row-level security really bites: inside a tenant-scoped transaction a query without any tenant
 // filter sees only that tenant's rows and cannot write another tenant's.
 import { expect } from 'chai';
+import type { Knex } from 'knex';
 import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
 import { forEachBackend, type BackendEnv } from '../helpers/backends.ts';
@@ -97,6 +98,9 @@ forEachBackend('row-level security', (backend) => {
     const shape = sent.map((sql) => sql.replace(/trx\d+/, 'trx'));
     if (takesScopeStatements(runtime.db)) {
       expect(shape).to.deep.equal([`BEGIN; ${enter(tenantA)};`, 'select count(*) as "n" from "users"', 'COMMIT;', 'BEGIN;', `SAVEPOINT trx; ${enter(tenantB)};`, 'select "id" from "users"', `${leave}; RELEASE SAVEPOINT trx;`, 'COMMIT;']);
+      // With a transaction mode knex words the BEGIN itself; the scope still holds.
+      const scoped = await runtime.db.transaction((trx) => trx('users').select('tenant_id'), { scope: { enter: enter(tenantA), leave }, isolationLevel: 'serializable' } as Knex.TransactionConfig);
+      expect(new Set(scoped.map((row: { tenant_id: string }) => row.tenant_id))).to.deep.equal(new Set([tenantA]));
     } else {
       // PGlite (in process, no round trips to save): the scope has statements of its own.
       expect(shape.filter((sql) => sql.includes('set_config'))).to.deep.equal([
