@@ -24,6 +24,7 @@ import * as ipRules from './20261123_021_ip_rules.ts';
 import * as accountLockouts from './20261123_022_account_lockouts.ts';
 import * as connectors from './20261124_023_connectors.ts';
 import * as verifiedPhoneIndex from './20261124_024_verified_phone_index.ts';
+import * as dropAllowedIpRanges from './20261124_025_drop_allowed_ip_ranges.ts';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -54,6 +55,7 @@ const migrations: Record<string, Migration> = {
   '20261123_022_account_lockouts': accountLockouts,
   '20261124_023_connectors': connectors,
   '20261124_024_verified_phone_index': verifiedPhoneIndex,
+  '20261124_025_drop_allowed_ip_ranges': dropAllowedIpRanges,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

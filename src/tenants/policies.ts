@@ -1,7 +1,6 @@
-// Tenant policies: stored with the tenant, enforced by the login, session and network code.
+// Tenant policies: stored with the tenant, enforced by the login and session code. Network
+// restrictions are the tenant's IP rules (src/security/ip-rules.ts), not a policy.
 import { z } from 'zod';
-
-const cidr = z.string().refine(isCidr, { message: 'must be an IPv4 or IPv6 CIDR range, such as 10.0.0.0/8 or 2001:db8::/32' });
 
 export const LOCKOUT_DEFAULTS = {
   maxFailures: 10,
@@ -61,7 +60,6 @@ export const tenantPoliciesSchema = z
       })
       .strict()
       .default({ onLimit: 'end_oldest' }),
-    allowedIpRanges: z.array(cidr).max(500).default([]),
     // Password sign-in brute-force protection (src/security/brute-force.ts, docs/login-experience.md).
     lockout: lockoutPolicySchema.default(LOCKOUT_DEFAULTS),
     // Sign-in with a code sent by e-mail, SMS or WhatsApp, and such codes as a second factor
@@ -80,12 +78,4 @@ export type TenantPolicies = z.infer<typeof tenantPoliciesSchema>;
 
 function unique(values: string[]): boolean {
   return new Set(values).size === values.length;
-}
-
-function isCidr(value: string): boolean {
-  const [address, prefix, ...rest] = value.split('/');
-  if (rest.length || prefix === undefined || !/^\d{1,3}$/.test(prefix)) return false;
-  const bits = Number(prefix);
-  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(address)) return bits <= 32 && address.split('.').every((part) => Number(part) <= 255);
-  return bits <= 128 && /^[0-9a-f:]+$/i.test(address) && address.includes(':') && (address.match(/::/g) ?? []).length <= 1;
 }

@@ -167,6 +167,10 @@ forEachBackend('admin API', (backend) => {
     const badPolicy = await call(platform, 'POST', '/tenants', { slug: 'p-tenant', displayName: 'P', policies: { mfa: 'sometimes' } });
     expect(badPolicy.status).to.equal(422);
     expect(((await badPolicy.json()) as { errors: Record<string, string> }).errors).to.have.property('policies.mfa');
+    // Network restrictions are the IP rules; a policy of that name would look enforced and is not.
+    const ipPolicy = await call(platform, 'POST', '/tenants', { slug: 'q-tenant', displayName: 'Q', policies: { allowedIpRanges: ['10.0.0.0/8'] } });
+    expect(ipPolicy.status).to.equal(422);
+    expect(JSON.stringify(await ipPolicy.json())).to.include('allowedIpRanges');
     const notJson = await fetch(`${instance.url}/api/v1/tenants`, { method: 'POST', headers: { authorization: `Bearer ${platform.token}`, 'content-type': 'text/plain' }, body: 'hello' });
     expect(notJson.status).to.equal(415);
     const broken = await fetch(`${instance.url}/api/v1/tenants`, { method: 'POST', headers: { authorization: `Bearer ${platform.token}`, 'content-type': 'application/json' }, body: '{"slug":' });
