@@ -65,6 +65,9 @@ export async function startResourceServer(options: ResourceServerOptions): Promi
       return undefined;
     }
     if (typeof payload.sub !== 'string') return undefined;
+    // A sender-constrained token (cnf: a DPoP key or a client certificate) is valid only with its
+    // proof, which a plain bearer server cannot check (RFC 9449 §7.1, RFC 8705 §3): refuse it.
+    if (payload.cnf !== undefined) return undefined;
     const claims: TokenClaims = { sub: payload.sub, jti: payload.jti, iat: payload.iat, exp: payload.exp, sid: typeof payload.sid === 'string' ? payload.sid : undefined };
     return revoked.refusing(claims) ? undefined : claims;
   }

@@ -212,6 +212,18 @@ forEachBackend('revocation stream and the example resource server', (backend) =>
       viaSubprotocol.socket.close();
     });
 
+    it('refuses a DPoP-bound token as a bearer token, on HTTP and the WebSocket', async () => {
+      const config = await discover(instance.url, fixtures.web.clientId, fixtures.web.clientSecret);
+      const login = await authorizeWithLogin(config, instance.url, { identifier: USER.email, password: USER.password, extraParams: { resource: API.identifier, scope: 'openid read' } });
+      const DPoP = oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair('ES256'));
+      const tokens = await oidc.authorizationCodeGrant(config, login.callback, { pkceCodeVerifier: login.verifier, expectedState: login.state, expectedNonce: login.nonce }, { resource: API.identifier }, { DPoP });
+      expect(decodeJwt(tokens.access_token).cnf).to.have.property('jkt');
+      const refused = await hello(tokens.access_token);
+      expect(refused.status).to.equal(401);
+      expect(refused.headers.get('www-authenticate')).to.match(/invalid_token/);
+      await expect(openSocket(wsUrl, { token: tokens.access_token, via: 'header' })).to.be.rejectedWith(/401/);
+    });
+
     it('closes the WebSocket of a revoked token at once and refuses the token on HTTP', async () => {
       const token = await apiToken();
       const { socket, closed } = await openSocket(wsUrl, { token, via: 'header' });
