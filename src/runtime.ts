@@ -13,6 +13,7 @@ import { createTenantService, type TenantService } from './tenants/service.ts';
 import { ADMIN_API_PERMISSIONS } from './tenants/system-roles.ts';
 import { loginTenantResolver, type LoginTenantResolver } from './tenants/login-tenant.ts';
 import { DEFAULT_TENANT_ID } from './tenants/constants.ts';
+import { brandingLookup } from './tenants/branding.ts';
 import { createClientService, type ClientService } from './clients/service.ts';
 import { createApiResourceService, type ApiResourceService } from './oidc/api-resources.ts';
 import { createKeyService, type KeyService } from './keys/service.ts';
@@ -206,7 +207,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
     const identities = createIdentityLinkService({ db });
     // The API key verifier is built further down; the token exchange calls it only while serving.
     const apiKeysForExchange = { verify: (value: string, ip: string | undefined) => apiKeyVerifier!.verify(value, ip) };
-    providerHost = new ProviderHost({ config, cookieKeys: secrets.cookieKeys, db, hot, log, clients, users, apis, rbac, loginTenant, keys, views, sessionActivity: sessions, sessionPolicy, revocationBus: revocations, audit, apiKeys: apiKeysForExchange, ipRules });
+    providerHost = new ProviderHost({ config, cookieKeys: secrets.cookieKeys, db, hot, log, clients, users, apis, rbac, loginTenant, brandingOf: brandingLookup(tenants), keys, views, sessionActivity: sessions, sessionPolicy, revocationBus: revocations, audit, apiKeys: apiKeysForExchange, ipRules });
     const privacy = createPrivacyService({ users, rbac, mfa, sessions, identities, grantsOf: (userId) => providerHost!.grantsOf(userId), db, apiKeysOf: (tenantId, userId) => apiKeys.list(tenantId, { limit: 200, ownerType: 'user', ownerId: userId }), eraseApiKeysOf: (trx, tenantId, userId) => apiKeys.eraseOwnedBy(trx, tenantId, 'user', userId), audit, outbox: events.outbox });
     const connectors = createConnectorService({ db, hot, keyEncryptionKey: keyRing, rbac, audit, allowPrivateNetwork: config.outboundAllowPrivateNetwork, now: options.now, unlinkIdentities: identities.unlinkConnector });
     const federatedSignIn = createFederatedSignIn({

@@ -17,6 +17,8 @@ import { REFRESH_TOKEN_BITS } from './model-storage.ts';
 import { actClaimsOf } from './token-exchange.ts';
 import { userOfRequest } from './request-user.ts';
 import { firstPartyGrantLoader } from './first-party-grant.ts';
+import { logoutPages } from './logout-pages.ts';
+import type { Branding } from '../tenants/branding.ts';
 import type { SessionPolicyHooks } from '../sessions/provider-hooks.ts';
 
 interface Subject {
@@ -41,6 +43,8 @@ export interface ConfigurationDependencies {
   users: UserService;
   apis: ApiResourceService;
   views: Views;
+  // A tenant's branding for the logout pages; undefined for a tenant that is gone.
+  brandingOf(tenantId: string): Promise<Branding | undefined>;
   // Told of every JWT access token before it is signed (src/oidc/revocation.ts records its jti
   // under its grant, so revoking the grant can deny it).
   onJwtAccessToken?(token: { grantId?: string; accountId?: string; jti: string; exp: number }): Promise<void>;
@@ -52,6 +56,7 @@ const ASYMMETRIC_ALGS = ['RS256', 'PS256', 'ES256', 'EdDSA'];
 
 export function buildConfiguration(deps: ConfigurationDependencies): Configuration {
   const { config, clients, apis, views } = deps;
+  const logout = logoutPages({ views, users: deps.users, clients, brandingOf: deps.brandingOf });
 
   // Who a token is for (the signed-in user, or the machine client itself for client credentials),
   // with what that subject holds. Resolved once per request: issuing one JWT asks both for the
@@ -171,12 +176,8 @@ export function buildConfiguration(deps: ConfigurationDependencies): Configurati
       backchannelLogout: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
-        logoutSource: async (ctx, form) => {
-          views.page(ctx, 'logout.njk', { form, clientName: ctx.oidc.client?.clientName });
-        },
-        postLogoutSuccessSource: async (ctx) => {
-          views.page(ctx, 'logged-out.njk', { clientName: ctx.oidc.client?.clientName });
-        },
+        logoutSource: logout.logoutSource,
+        postLogoutSuccessSource: logout.postLogoutSuccessSource,
       },
       resourceIndicators: {
         enabled: true,

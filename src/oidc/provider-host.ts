@@ -13,6 +13,7 @@ import type { UserService } from '../users/service.ts';
 import type { ApiResourceService } from './api-resources.ts';
 import type { RbacService } from '../rbac/service.ts';
 import type { LoginTenantResolver } from '../tenants/login-tenant.ts';
+import type { Branding } from '../tenants/branding.ts';
 import type { KeyService } from '../keys/service.ts';
 import type { Views } from '../http/views.ts';
 import { KEYS_CHANGED_CHANNEL } from '../keys/service.ts';
@@ -47,6 +48,8 @@ export interface ProviderHostDependencies {
   apis: ApiResourceService;
   rbac: RbacService;
   loginTenant: LoginTenantResolver;
+  // A tenant's branding, for the logout pages; undefined for a tenant that is gone.
+  brandingOf(tenantId: string): Promise<Branding | undefined>;
   keys: KeyService;
   views: Views;
   // Device sessions (src/sessions): told when a sign-in completes and when a session is used again.
@@ -223,6 +226,7 @@ export class ProviderHost {
       apis: this.#deps.apis,
       rbac: this.#deps.rbac,
       loginTenant: this.#deps.loginTenant,
+      brandingOf: this.#deps.brandingOf,
       views: this.#deps.views,
       sessionPolicy: this.#deps.sessionPolicy,
       onJwtAccessToken: (token) => this.#revocation.recordAccessToken(token),

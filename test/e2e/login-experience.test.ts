@@ -363,5 +363,32 @@ forEachBackend('login experience', (backend) => {
       expect(page.html).to.include('--accent: #aa3300');
       expect(page.html).to.include('Acme Corporation');
     });
+
+    it('wears the tenant’s colours on the sign-out pages, also after the session is gone', async () => {
+      const current = await instance.runtime.tenants.get(acme.id);
+      await instance.runtime.tenants.update(acme.id, current.version, { branding: { primaryColor: '#006633' } });
+      await instance.runtime.users.create(acme.id, { email: 'ivy@acme.test', password: PASSWORD, emailVerified: true });
+      const { tokens, browser } = await loginWithCode(config, instance.url, { identifier: 'ivy@acme.test', password: PASSWORD, extraParams: { tenant: 'acme' } });
+      expect(tokens.claims()!.tenant_id).to.equal(acme.id);
+
+      const confirmPage = await browser.fetch(oidc.buildEndSessionUrl(config, { id_token_hint: tokens.id_token! }));
+      expect(confirmPage.status).to.equal(200);
+      const html = await confirmPage.text();
+      expect(html).to.include('--accent: #006633');
+      expect(html).to.include('Acme Corporation');
+      const confirmed = await browser.submitForm(`${instance.url}/session/end/confirm`, { xsrf: hiddenField(html, 'xsrf'), logout: 'yes' });
+      expect(confirmed.status).to.equal(303);
+      const done = await browser.fetch(new URL(confirmed.headers.get('location')!, instance.url).toString());
+      expect(done.status).to.equal(200);
+      const doneHtml = await done.text();
+      expect(doneHtml).to.include('--accent: #006633');
+      expect(doneHtml).to.include('Acme Corporation');
+
+      // Someone of the platform tenant signing out sees the platform's pages.
+      const platform = await loginWithCode(config, instance.url, { identifier: USER.email, password: USER.password });
+      const platformPage = await (await platform.browser.fetch(oidc.buildEndSessionUrl(config, { id_token_hint: platform.tokens.id_token! }))).text();
+      expect(platformPage).to.not.include('Acme Corporation');
+      expect(platformPage).to.not.include('#006633');
+    });
   });
 });
