@@ -31,6 +31,8 @@
 //   BENCH_MALLOC_ARENA_MAX    when set, our provider runs with MALLOC_ARENA_MAX=<n> (glibc)
 //   BENCH_MALLOC_MMAP_THRESHOLD  when set, our provider runs with MALLOC_MMAP_THRESHOLD_=<bytes> (glibc): with
 //                             it, argon2id's 19 MiB blocks go back to the system after each hash (see docs/benchmarks.md)
+//   BENCH_UV_THREADPOOL_SIZE  when set, our provider runs with UV_THREADPOOL_SIZE=<n> (by default it sizes
+//                             its pool itself: one thread per core, at least 2)
 //   BENCH_NODE_OPTIONS        our provider's NODE_OPTIONS; by default the V8 heap sizing `npm start` ships
 //                             (package.json), as deployed; empty for Node's own defaults
 //   BENCH_ALG                 signing algorithm                                     (ES256)
@@ -43,7 +45,7 @@ import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import {
   BenchError, FORM, basic, createOurStore, intSetting, limitRunTime, listSetting, log, machine, parseJsonOutput, percentile,
-  cpuSeconds, cpuSecondsOfCommands, machineBusySeconds, renderTables, residentMemory, runBench, runCli, sleep, startBare, startOurs, stopChild, storeSettings, waitForQuiet, type Started,
+  cpuSeconds, cpuSecondsOfCommands, machineBusySeconds, renderTables, residentMemory, runBench, runCli, sleep, startBare, startOurs, stopChild, storeSettings, threadPoolSize, waitForQuiet, type Started,
 } from './harness.ts';
 import { createPasswordHashing, type Argon2Parameters } from '../src/security/passwords.ts';
 import { ACR_PASSWORD } from '../src/oidc/assurance.ts';
@@ -70,6 +72,7 @@ const settings = {
   skipMemory: process.env.BENCH_SKIP_MEMORY === '1',
   mmapThreshold: intSetting('BENCH_MALLOC_MMAP_THRESHOLD', 0, 0, 2 ** 30),
   arenaMax: intSetting('BENCH_MALLOC_ARENA_MAX', 0, 0, 64),
+  threadPool: intSetting('BENCH_UV_THREADPOOL_SIZE', 0, 0, 1024),
   nodeOptions: process.env.BENCH_NODE_OPTIONS ?? shippedNodeOptions(),
   alg: listSetting('BENCH_ALG', ['RS256', 'ES256', 'EdDSA'], ['ES256'])[0],
   quietWait: intSetting('BENCH_QUIET_WAIT', 30, 0, 600),
@@ -460,6 +463,7 @@ async function main(): Promise<void> {
       `${settings.users} users; memory at ${settings.sessions} and ${settings.sessionsBig || '-'} sessions` +
       (settings.mmapThreshold ? `; ours with MALLOC_MMAP_THRESHOLD_=${settings.mmapThreshold}` : '') +
       (settings.arenaMax ? `; ours with MALLOC_ARENA_MAX=${settings.arenaMax}` : '') +
+      (settings.threadPool ? `; ours with UV_THREADPOOL_SIZE=${settings.threadPool}` : '') +
       (settings.nodeOptions ? `; ours with NODE_OPTIONS=${settings.nodeOptions}` : ''),
   );
 
@@ -474,6 +478,7 @@ async function main(): Promise<void> {
     METRICS_TOKEN: randomBytes(32).toString('base64url'),
     ...(settings.mmapThreshold ? { MALLOC_MMAP_THRESHOLD_: String(settings.mmapThreshold) } : {}),
     ...(settings.arenaMax ? { MALLOC_ARENA_MAX: String(settings.arenaMax) } : {}),
+    ...(settings.threadPool ? { UV_THREADPOOL_SIZE: String(settings.threadPool) } : {}),
     ...(settings.nodeOptions ? { NODE_OPTIONS: settings.nodeOptions } : {}),
   };
   log(`our provider: schema ${store.schema}, Redis prefix ${store.keyPrefix}; creating fixtures with the CLI`);
@@ -561,6 +566,7 @@ async function main(): Promise<void> {
       const alone = series('login');
       await runLogins(alone);
       const memoryAfterLogins = await memoryOf(ours, oursPid, env.METRICS_TOKEN);
+      const oursPool = threadPoolSize(oursPid);
 
       log(`mixed: ${settings.logins} login users, ${settings.mixRefresh} refresh clients, ${settings.mixCc} client-credentials clients`);
       const loadMix = await waitForQuiet(settings.quietWait, settings.quietBusy);
@@ -673,7 +679,7 @@ async function main(): Promise<void> {
         ['provider process', 'VmRSS MB', 'VmHWM MB (peak)', 'V8 heap used MB', 'V8 heap total MB', 'note'],
         [
           ['started, idle', fmtMb(memoryAtStart.rss), fmtMb(memoryAtStart.peak), ...heap(memoryAtStart), ''],
-          [`after the login runs (1 and ${settings.logins} users)`, fmtMb(memoryAfterLogins.rss), fmtMb(memoryAfterLogins.peak), ...heap(memoryAfterLogins), `argon2id: up to ${Math.min(settings.logins, 4)} hashes of 19 MiB at a time (libuv pool of 4)`],
+          [`after the login runs (1 and ${settings.logins} users)`, fmtMb(memoryAfterLogins.rss), fmtMb(memoryAfterLogins.peak), ...heap(memoryAfterLogins), `argon2id: up to ${Math.min(settings.logins, oursPool ?? 4)} hashes of 19 MiB at a time (libuv pool of ${oursPool ?? 'n/a'})`],
           ['after the mixed run', fmtMb(memoryAfterMix.rss), fmtMb(memoryAfterMix.peak), ...heap(memoryAfterMix), `${loginsSoFar} measured logins so far, with warm-ups more`],
           ...memory.map((m) => [`${m.label} (${m.used.toLocaleString('en-US')} used in all)`, fmtMb(m.rss), fmtMb(m.peak), ...heap(m), '']),
         ],
@@ -730,6 +736,7 @@ async function main(): Promise<void> {
           `${settings.alg}, argon2id m=${ARGON2.memoryCost} KiB t=${ARGON2.timeCost} p=${ARGON2.parallelism}, ${settings.users} users, ` +
             (settings.mmapThreshold ? `ours with MALLOC_MMAP_THRESHOLD_=${settings.mmapThreshold}, ` : '') +
             (settings.arenaMax ? `ours with MALLOC_ARENA_MAX=${settings.arenaMax}, ` : '') +
+            (settings.threadPool ? `ours with UV_THREADPOOL_SIZE=${settings.threadPool}, ` : '') +
             (settings.nodeOptions ? `ours with NODE_OPTIONS=${settings.nodeOptions}, ` : '') +
             `closed-loop clients (fetch, keep-alive) in the same machine over loopback, ` +
             `${settings.warmup} s warm-up + ${settings.duration} s measured per run; per s counts completed operations; latencies in ms.${load}`,

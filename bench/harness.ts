@@ -451,6 +451,15 @@ export function residentMemory(pid: number): { rss: number; peak: number } | und
   }
 }
 
+// How many threads the process's libuv pool has (argon2id hashes on them), from the threads' names.
+export function threadPoolSize(pid: number): number | undefined {
+  try {
+    return readdirSync(`/proc/${pid}/task`).filter((task) => readFileSync(`/proc/${pid}/task/${task}/comm`, 'utf8').trim() === 'libuv-worker').length;
+  } catch {
+    return undefined;
+  }
+}
+
 // The same table as aligned text (for the terminal) and as Markdown (for docs/benchmarks.md).
 export function renderTables(header: string[], rows: string[][], leftColumns: number): { text: string; markdown: string } {
   const table = [header, ...rows];

@@ -3,6 +3,12 @@
 // system's temporary directory), so the provider and each command start about a second sooner
 // after the first run; then the command line runs. A cache that cannot be written is skipped.
 import module from 'node:module';
+import { availableParallelism } from 'node:os';
 
+// argon2id runs on libuv's thread pool, and each pool thread keeps its last 19 MiB hash block in
+// its malloc arena. Node's 4 threads are too few for a machine with more cores and hold memory for
+// nothing on one with fewer; one per core fits a CPU-bound hash. libuv reads this when the pool
+// first starts, which is after this line: nothing before it has used the pool.
+process.env.UV_THREADPOOL_SIZE ||= String(Math.max(2, availableParallelism()));
 module.enableCompileCache?.();
 await import('./cli.ts');

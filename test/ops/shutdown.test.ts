@@ -1,7 +1,10 @@
 // SIGTERM on `idp start` (a real child process): new connections are refused at once, a request in
-// flight is still answered, and the process then exits 0. On every backend.
+// flight is still answered, and the process then exits 0. On every backend. Also the size of the
+// process's thread pool.
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
@@ -69,12 +72,17 @@ forEachBackend('graceful shutdown', (backend) => {
   it('answers the request in flight after SIGTERM, refuses new connections and exits 0', async function () {
     this.timeout(SLOW);
     const port = await freePort();
-    const env = { ...TEST_ENV, ...store.env, LOG_LEVEL: 'info', PORT: String(port), HOST: '127.0.0.1', ISSUER: `http://127.0.0.1:${port}` };
+    // The thread pool (argon2id runs on it) has one thread per core, at least 2, unless
+    // UV_THREADPOOL_SIZE says otherwise: each backend's run checks one of the two.
+    const poolSetting: Record<string, string> = backend.name.startsWith('embedded') ? {} : { UV_THREADPOOL_SIZE: '3' };
+    const env = { ...TEST_ENV, ...store.env, ...poolSetting, LOG_LEVEL: 'info', PORT: String(port), HOST: '127.0.0.1', ISSUER: `http://127.0.0.1:${port}` };
     const created = await idp(['clients', 'create', '--name', 'Slow service', '--grant-type', 'client_credentials', '--auth-method', 'client_secret_post'], env);
     expect(created.code, created.stderr).to.equal(0);
     const { client_id: clientId, client_secret: clientSecret } = JSON.parse(created.stdout) as { client_id: string; client_secret: string };
 
     started = await startProvider(env);
+    const threads = readdirSync(`/proc/${started.child.pid}/task`).map((task) => readFileSync(`/proc/${started!.child.pid}/task/${task}/comm`, 'utf8').trim());
+    expect(threads.filter((name) => name === 'libuv-worker')).to.have.length('UV_THREADPOOL_SIZE' in poolSetting ? 3 : Math.max(2, availableParallelism()));
     // Without METRICS_TOKEN there is no /metrics on the public listener.
     expect((await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { connection: 'close' } })).status).to.equal(404);
 
