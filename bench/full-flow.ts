@@ -32,7 +32,7 @@
 //   BENCH_MALLOC_MMAP_THRESHOLD  when set, our provider runs with MALLOC_MMAP_THRESHOLD_=<bytes> (glibc): with
 //                             it, argon2id's 19 MiB blocks go back to the system after each hash (see docs/benchmarks.md)
 //   BENCH_UV_THREADPOOL_SIZE  when set, our provider runs with UV_THREADPOOL_SIZE=<n> (by default it sizes
-//                             its pool itself: one thread per core, at least 2)
+//                             its pool itself: one thread per core, from 2 to 4)
 //   BENCH_NODE_OPTIONS        our provider's NODE_OPTIONS; by default the V8 heap sizing `npm start` ships
 //                             (package.json), as deployed; empty for Node's own defaults
 //   BENCH_ALG                 signing algorithm                                     (ES256)
