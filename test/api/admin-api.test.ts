@@ -4,57 +4,30 @@ import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
 import { forEachBackend, type BackendEnv } from '../helpers/backends.ts';
 import { startInstance, type Instance } from '../helpers/instance.ts';
-import { clientCredentialsToken } from '../helpers/fixtures.ts';
+import { adminApi, type AdminApi } from '../helpers/admin-api.ts';
 import { adminRoutes } from '../../src/api/index.ts';
 import { openApiPath } from '../../src/api/route-table.ts';
-import { ADMIN_API_PERMISSIONS } from '../../src/tenants/system-roles.ts';
 import { DEFAULT_TENANT_ID } from '../../src/tenants/constants.ts';
-
-interface Caller {
-  token: string;
-}
 
 forEachBackend('admin API', (backend) => {
   let store: BackendEnv;
   let instance: Instance;
-  let platform: Caller;
-  let tenantA: { id: string; admin: Caller };
+  let api: AdminApi;
+  let platform: string;
+  let tenantA: { id: string; admin: string };
   let tenantB: { id: string };
-
-  async function machineToken(tenantId: string, roleName: string): Promise<Caller> {
-    const { runtime } = instance;
-    const { client, clientSecret } = await runtime.clients.create({ name: `${roleName} of ${tenantId}`, grantTypes: ['client_credentials'], tenantId });
-    await runtime.rbac.assign(tenantId, (await runtime.rbac.roleIdByName(tenantId, roleName))!, 'client', client.clientId);
-    const response = await clientCredentialsToken(instance.url, { clientId: client.clientId, clientSecret: clientSecret! }, {
-      resource: runtime.adminApi,
-      scope: ADMIN_API_PERMISSIONS.join(' '),
-    });
-    expect(response.status).to.equal(200);
-    return { token: ((await response.json()) as { access_token: string }).access_token };
-  }
-
-  function call(caller: Caller | undefined, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-    return fetch(`${instance.url}/api/v1${path}`, {
-      method,
-      headers: {
-        ...(caller ? { authorization: `Bearer ${caller.token}` } : {}),
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        ...headers,
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  }
 
   before(async () => {
     store = await backend.create();
     instance = await startInstance(store.env);
-    platform = await machineToken(DEFAULT_TENANT_ID, 'root-admin');
-    const a = await call(platform, 'POST', '/tenants', { slug: 'tenant-a', displayName: 'Tenant A', emailDomains: ['a.example'] });
+    api = adminApi(instance);
+    platform = await api.token(DEFAULT_TENANT_ID, 'root-admin');
+    const a = await api.call(platform, 'POST', '/tenants', { slug: 'tenant-a', displayName: 'Tenant A', emailDomains: ['a.example'] });
     expect(a.status, await a.clone().text()).to.equal(201);
-    const b = await call(platform, 'POST', '/tenants', { slug: 'tenant-b', displayName: 'Tenant B' });
+    const b = await api.call(platform, 'POST', '/tenants', { slug: 'tenant-b', displayName: 'Tenant B' });
     tenantA = { id: ((await a.json()) as { id: string }).id, admin: undefined as never };
     tenantB = { id: ((await b.json()) as { id: string }).id };
-    tenantA.admin = await machineToken(tenantA.id, 'root-admin');
+    tenantA.admin = await api.token(tenantA.id, 'root-admin');
   });
   after(async () => {
     await instance?.stop();
@@ -62,10 +35,10 @@ forEachBackend('admin API', (backend) => {
   });
 
   it('refuses calls without a valid token with 401 problem+json', async () => {
-    const none = await call(undefined, 'GET', `/tenants/${tenantA.id}/roles`);
+    const none = await api.call(undefined, 'GET', `/tenants/${tenantA.id}/roles`);
     expect(none.status).to.equal(401);
     expect(none.headers.get('content-type')).to.match(/application\/problem\+json/);
-    const forged = await call({ token: 'eyJhbGciOiJub25lIn0.e30.' }, 'GET', `/tenants/${tenantA.id}/roles`);
+    const forged = await api.call('eyJhbGciOiJub25lIn0.e30.', 'GET', `/tenants/${tenantA.id}/roles`);
     expect(forged.status).to.equal(401);
   });
 
@@ -79,45 +52,45 @@ forEachBackend('admin API', (backend) => {
         .replace(':subjectType', 'user')
         .replace(/:(subjectId|clientId)/g, 'someone');
       const query = definition.method === 'delete' && definition.path === '/apis' ? '?identifier=https://x.example' : '';
-      const response = await call(tenantA.admin, definition.method.toUpperCase(), path + query, ['post', 'put', 'patch'].includes(definition.method) ? {} : undefined, { 'if-match': '"1"' });
+      const response = await api.call(tenantA.admin, definition.method.toUpperCase(), path + query, ['post', 'put', 'patch'].includes(definition.method) ? {} : undefined, { 'if-match': '"1"' });
       const applies = definition.tenantRule === 'platform' || definition.path.includes(':tenantId');
       if (applies) expect(response.status, `${definition.method} ${definition.path}`).to.equal(403);
     }
     // The tenant's own data stays reachable.
-    expect((await call(tenantA.admin, 'GET', `/tenants/${tenantA.id}/roles`)).status).to.equal(200);
+    expect((await api.call(tenantA.admin, 'GET', `/tenants/${tenantA.id}/roles`)).status).to.equal(200);
   });
 
   it('lists only the tenant’s own roles and clients', async () => {
-    const roles = (await (await call(tenantA.admin, 'GET', `/tenants/${tenantA.id}/roles`)).json()) as { items: Array<{ name: string }> };
+    const roles = (await (await api.call(tenantA.admin, 'GET', `/tenants/${tenantA.id}/roles`)).json()) as { items: Array<{ name: string }> };
     expect(roles.items.map((role) => role.name).sort()).to.deep.equal(['admin', 'agent', 'client', 'root-admin', 'staff']);
-    const clients = (await (await call(tenantA.admin, 'GET', `/tenants/${tenantA.id}/clients`)).json()) as { items: Array<{ tenantId: string }> };
+    const clients = (await (await api.call(tenantA.admin, 'GET', `/tenants/${tenantA.id}/clients`)).json()) as { items: Array<{ tenantId: string }> };
     expect(clients.items.every((client) => client.tenantId === tenantA.id)).to.equal(true);
   });
 
   it('resolves inheritance three levels deep, refuses a cycle and sees a removed permission at once', async () => {
-    const api = 'https://orders.example.test';
-    expect((await call(platform, 'POST', '/apis', { identifier: api, name: 'Orders', permissions: ['orders:read', 'orders:write'] })).status).to.equal(201);
+    const orders = 'https://orders.example.test';
+    expect((await api.call(platform, 'POST', '/apis', { identifier: orders, name: 'Orders', permissions: ['orders:read', 'orders:write'] })).status).to.equal(201);
     const create = async (name: string, permissions: Array<{ api: string; permission: string }> = []) => {
-      const response = await call(tenantA.admin, 'POST', `/tenants/${tenantA.id}/roles`, { name, permissions });
+      const response = await api.call(tenantA.admin, 'POST', `/tenants/${tenantA.id}/roles`, { name, permissions });
       expect(response.status, await response.clone().text()).to.equal(201);
       return { ...((await response.json()) as { id: string; version: number }), etag: response.headers.get('etag')! };
     };
-    const reader = await create('reader', [{ api, permission: 'orders:read' }]);
+    const reader = await create('reader', [{ api: orders, permission: 'orders:read' }]);
     const clerk = await create('clerk');
     const manager = await create('manager');
-    expect((await call(tenantA.admin, 'PUT', `/tenants/${tenantA.id}/roles/${clerk.id}/includes/${reader.id}`)).status).to.equal(204);
-    expect((await call(tenantA.admin, 'PUT', `/tenants/${tenantA.id}/roles/${manager.id}/includes/${clerk.id}`)).status).to.equal(204);
-    const cycle = await call(tenantA.admin, 'PUT', `/tenants/${tenantA.id}/roles/${reader.id}/includes/${manager.id}`);
+    expect((await api.call(tenantA.admin, 'PUT', `/tenants/${tenantA.id}/roles/${clerk.id}/includes/${reader.id}`)).status).to.equal(204);
+    expect((await api.call(tenantA.admin, 'PUT', `/tenants/${tenantA.id}/roles/${manager.id}/includes/${clerk.id}`)).status).to.equal(204);
+    const cycle = await api.call(tenantA.admin, 'PUT', `/tenants/${tenantA.id}/roles/${reader.id}/includes/${manager.id}`);
     expect(cycle.status).to.equal(422);
     expect(((await cycle.json()) as { detail: string }).detail).to.match(/cycle/);
 
     const userId = randomUUID();
-    expect((await call(tenantA.admin, 'PUT', `/tenants/${tenantA.id}/roles/${manager.id}/assignments`, { subjectType: 'user', subjectId: userId })).status).to.equal(204);
+    expect((await api.call(tenantA.admin, 'PUT', `/tenants/${tenantA.id}/roles/${manager.id}/assignments`, { subjectType: 'user', subjectId: userId })).status).to.equal(204);
     const check = async () => {
-      const response = await call(tenantA.admin, 'POST', `/tenants/${tenantA.id}/permissions/check`, {
+      const response = await api.call(tenantA.admin, 'POST', `/tenants/${tenantA.id}/permissions/check`, {
         checks: [
-          { subjectType: 'user', subjectId: userId, api, permission: 'orders:read' },
-          { subjectType: 'user', subjectId: userId, api, permission: 'orders:write' },
+          { subjectType: 'user', subjectId: userId, api: orders, permission: 'orders:read' },
+          { subjectType: 'user', subjectId: userId, api: orders, permission: 'orders:write' },
         ],
       });
       expect(response.status).to.equal(200);
@@ -125,59 +98,59 @@ forEachBackend('admin API', (backend) => {
     };
     expect(await check()).to.deep.equal([true, false]);
 
-    const stale = await call(tenantA.admin, 'PATCH', `/tenants/${tenantA.id}/roles/${reader.id}`, { permissions: [] }, { 'if-match': '"99"' });
+    const stale = await api.call(tenantA.admin, 'PATCH', `/tenants/${tenantA.id}/roles/${reader.id}`, { permissions: [] }, { 'if-match': '"99"' });
     expect(stale.status).to.equal(412);
-    const noVersion = await call(tenantA.admin, 'PATCH', `/tenants/${tenantA.id}/roles/${reader.id}`, { permissions: [] });
+    const noVersion = await api.call(tenantA.admin, 'PATCH', `/tenants/${tenantA.id}/roles/${reader.id}`, { permissions: [] });
     expect(noVersion.status).to.equal(428);
-    const removed = await call(tenantA.admin, 'PATCH', `/tenants/${tenantA.id}/roles/${reader.id}`, { permissions: [] }, { 'if-match': reader.etag });
+    const removed = await api.call(tenantA.admin, 'PATCH', `/tenants/${tenantA.id}/roles/${reader.id}`, { permissions: [] }, { 'if-match': reader.etag });
     expect(removed.status, await removed.clone().text()).to.equal(200);
     expect(await check()).to.deep.equal([false, false]);
   });
 
   it('manages users per tenant: duplicate e-mails refused within a tenant, allowed across tenants', async () => {
-    const created = await call(tenantA.admin, 'POST', `/tenants/${tenantA.id}/users`, { email: 'kim@a.example', name: 'Kim', password: 'a long enough password' });
+    const created = await api.call(tenantA.admin, 'POST', `/tenants/${tenantA.id}/users`, { email: 'kim@a.example', name: 'Kim', password: 'a long enough password' });
     expect(created.status, await created.clone().text()).to.equal(201);
     const user = (await created.json()) as { id: string; version: number };
-    expect((await call(tenantA.admin, 'POST', `/tenants/${tenantA.id}/users`, { email: 'KIM@a.example' })).status).to.equal(409);
-    expect((await call(platform, 'POST', `/tenants/${tenantB.id}/users`, { email: 'kim@a.example' })).status).to.equal(201);
-    const unknownField = await call(tenantA.admin, 'POST', `/tenants/${tenantA.id}/users`, { email: 'x@a.example', shoeSize: 44 });
+    expect((await api.call(tenantA.admin, 'POST', `/tenants/${tenantA.id}/users`, { email: 'KIM@a.example' })).status).to.equal(409);
+    expect((await api.call(platform, 'POST', `/tenants/${tenantB.id}/users`, { email: 'kim@a.example' })).status).to.equal(201);
+    const unknownField = await api.call(tenantA.admin, 'POST', `/tenants/${tenantA.id}/users`, { email: 'x@a.example', shoeSize: 44 });
     expect(unknownField.status).to.equal(422);
-    const listed = (await (await call(tenantA.admin, 'GET', `/tenants/${tenantA.id}/users?q=kim`)).json()) as { items: Array<{ id: string }> };
+    const listed = (await (await api.call(tenantA.admin, 'GET', `/tenants/${tenantA.id}/users?q=kim`)).json()) as { items: Array<{ id: string }> };
     expect(listed.items.map((item) => item.id)).to.deep.equal([user.id]);
-    const patched = await call(tenantA.admin, 'PATCH', `/tenants/${tenantA.id}/users/${user.id}`, { givenName: 'Kim' }, { 'if-match': `"${user.version}"` });
+    const patched = await api.call(tenantA.admin, 'PATCH', `/tenants/${tenantA.id}/users/${user.id}`, { givenName: 'Kim' }, { 'if-match': `"${user.version}"` });
     expect(patched.status, await patched.clone().text()).to.equal(200);
-    const suspended = await call(tenantA.admin, 'PUT', `/tenants/${tenantA.id}/users/${user.id}/status`, { status: 'suspended', reason: 'left the company' });
+    const suspended = await api.call(tenantA.admin, 'PUT', `/tenants/${tenantA.id}/users/${user.id}/status`, { status: 'suspended', reason: 'left the company' });
     expect(((await suspended.json()) as { status: string; statusReason: string })).to.include({ status: 'suspended', statusReason: 'left the company' });
-    expect((await call(tenantA.admin, 'GET', `/tenants/${tenantB.id}/users`)).status).to.equal(403);
-    expect((await call(tenantA.admin, 'DELETE', `/tenants/${tenantA.id}/users/${user.id}`)).status).to.equal(204);
-    expect((await call(tenantA.admin, 'GET', `/tenants/${tenantA.id}/users/${user.id}`)).status).to.equal(404);
+    expect((await api.call(tenantA.admin, 'GET', `/tenants/${tenantB.id}/users`)).status).to.equal(403);
+    expect((await api.call(tenantA.admin, 'DELETE', `/tenants/${tenantA.id}/users/${user.id}`)).status).to.equal(204);
+    expect((await api.call(tenantA.admin, 'GET', `/tenants/${tenantA.id}/users/${user.id}`)).status).to.equal(404);
   });
 
   it('answers bad input with precise problem+json', async () => {
-    const unknown = await call(platform, 'POST', '/tenants', { slug: 'x-tenant', displayName: 'X', colour: 'red' });
+    const unknown = await api.call(platform, 'POST', '/tenants', { slug: 'x-tenant', displayName: 'X', colour: 'red' });
     expect(unknown.status).to.equal(422);
     expect(((await unknown.json()) as { errors: Record<string, string> }).errors).to.have.property('body');
-    const wrongType = await call(platform, 'POST', '/tenants', { slug: 'y-tenant', displayName: 42 });
+    const wrongType = await api.call(platform, 'POST', '/tenants', { slug: 'y-tenant', displayName: 42 });
     expect(wrongType.status).to.equal(422);
     expect(((await wrongType.json()) as { errors: Record<string, string> }).errors).to.have.property('body.displayName');
-    const long = await call(platform, 'POST', '/tenants', { slug: 'z-tenant', displayName: 'x'.repeat(5000) });
+    const long = await api.call(platform, 'POST', '/tenants', { slug: 'z-tenant', displayName: 'x'.repeat(5000) });
     expect(long.status).to.equal(422);
-    const duplicate = await call(platform, 'POST', '/tenants', { slug: 'tenant-a', displayName: 'again' });
+    const duplicate = await api.call(platform, 'POST', '/tenants', { slug: 'tenant-a', displayName: 'again' });
     expect(duplicate.status).to.equal(409);
-    const badPolicy = await call(platform, 'POST', '/tenants', { slug: 'p-tenant', displayName: 'P', policies: { mfa: 'sometimes' } });
+    const badPolicy = await api.call(platform, 'POST', '/tenants', { slug: 'p-tenant', displayName: 'P', policies: { mfa: 'sometimes' } });
     expect(badPolicy.status).to.equal(422);
     expect(((await badPolicy.json()) as { errors: Record<string, string> }).errors).to.have.property('policies.mfa');
     // Network restrictions are the IP rules; a policy of that name would look enforced and is not.
-    const ipPolicy = await call(platform, 'POST', '/tenants', { slug: 'q-tenant', displayName: 'Q', policies: { allowedIpRanges: ['10.0.0.0/8'] } });
+    const ipPolicy = await api.call(platform, 'POST', '/tenants', { slug: 'q-tenant', displayName: 'Q', policies: { allowedIpRanges: ['10.0.0.0/8'] } });
     expect(ipPolicy.status).to.equal(422);
     expect(JSON.stringify(await ipPolicy.json())).to.include('allowedIpRanges');
-    const notJson = await fetch(`${instance.url}/api/v1/tenants`, { method: 'POST', headers: { authorization: `Bearer ${platform.token}`, 'content-type': 'text/plain' }, body: 'hello' });
+    const notJson = await fetch(`${instance.url}/api/v1/tenants`, { method: 'POST', headers: { authorization: `Bearer ${platform}`, 'content-type': 'text/plain' }, body: 'hello' });
     expect(notJson.status).to.equal(415);
-    const broken = await fetch(`${instance.url}/api/v1/tenants`, { method: 'POST', headers: { authorization: `Bearer ${platform.token}`, 'content-type': 'application/json' }, body: '{"slug":' });
+    const broken = await fetch(`${instance.url}/api/v1/tenants`, { method: 'POST', headers: { authorization: `Bearer ${platform}`, 'content-type': 'application/json' }, body: '{"slug":' });
     expect(broken.status).to.equal(400);
-    const deep = await call(platform, 'POST', '/tenants', JSON.parse('{"a":'.repeat(30) + '1' + '}'.repeat(30)));
+    const deep = await api.call(platform, 'POST', '/tenants', JSON.parse('{"a":'.repeat(30) + '1' + '}'.repeat(30)));
     expect(deep.status).to.equal(422);
-    const badId = await call(platform, 'GET', '/tenants/not-a-uuid');
+    const badId = await api.call(platform, 'GET', '/tenants/not-a-uuid');
     expect(badId.status).to.equal(422);
   });
 

@@ -10,10 +10,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { forEachBackend, type BackendEnv } from '../helpers/backends.ts';
 import { startInstance, type Instance } from '../helpers/instance.ts';
 import { createFixtures } from '../helpers/fixtures.ts';
+import { adminApi, type AdminApi } from '../helpers/admin-api.ts';
 import { discover } from '../helpers/rp.ts';
 import { Browser, hiddenField } from '../helpers/browser.ts';
 import { withTenant } from '../../src/store/tenant-scope.ts';
-import { adminToken, normalised, readOutbox, SignInDriver, type PageResult } from './sign-in.ts';
+import { DEFAULT_TENANT_ID } from '../../src/tenants/constants.ts';
+import { normalised, readOutbox, SignInDriver, type PageResult } from './sign-in.ts';
 
 const PASSWORD = 'a long enough password';
 const WRONG = 'not the password at all';
@@ -24,16 +26,9 @@ forEachBackend('brute-force lockout', (backend) => {
   let outboxDir: string;
   let instance: Instance;
   let driver: SignInDriver;
+  let api: AdminApi;
   let token: string;
   const tenants: Record<string, { id: string; slug: string }> = {};
-
-  async function api(method: string, apiPath: string, body?: unknown): Promise<Response> {
-    return fetch(`${instance.url}/api/v1${apiPath}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  }
 
   async function createTenant(slug: string, lockout: Record<string, number>) {
     const tenant = await instance.runtime.tenants.create({ slug, displayName: `Tenant ${slug}`, policies: { lockout } });
@@ -81,7 +76,8 @@ forEachBackend('brute-force lockout', (backend) => {
     });
     const fixtures = await createFixtures(instance.runtime);
     driver = new SignInDriver(instance, await discover(instance.url, fixtures.web.clientId, fixtures.web.clientSecret));
-    token = await adminToken(instance);
+    api = adminApi(instance);
+    token = await api.token(DEFAULT_TENANT_ID, 'root-admin');
     await createTenant('acme', { maxFailures: 3, baseLockoutSeconds: 1, maxLockoutSeconds: 2, delayStepMs: 150, maxDelayMs: 300 });
     await createTenant('parity', { maxFailures: 3, baseLockoutSeconds: 30, maxLockoutSeconds: 60, delayStepMs: 100, maxDelayMs: 200 });
     await createTenant('strict', { maxFailures: 2, baseLockoutSeconds: 1, maxLockoutSeconds: 1, permanentAfterLockouts: 2, delayStepMs: 0 });
@@ -204,9 +200,9 @@ forEachBackend('brute-force lockout', (backend) => {
     await driver.submit(refused, '/unlock', { identifier: hiddenField(refused.html, 'identifier') });
     expect(await mailsTo('erin@strict.test')).to.have.length(0);
 
-    const unlocked = await api('POST', `/tenants/${tenants.strict.id}/users/${userId}/unlock`);
+    const unlocked = await api.call(token, 'POST', `/tenants/${tenants.strict.id}/users/${userId}/unlock`);
     expect(unlocked.status, await unlocked.clone().text()).to.equal(204);
-    expect((await api('POST', `/tenants/${tenants.strict.id}/users/00000000-0000-4000-8000-000000000001/unlock`)).status).to.equal(404);
+    expect((await api.call(token, 'POST', `/tenants/${tenants.strict.id}/users/00000000-0000-4000-8000-000000000001/unlock`)).status).to.equal(404);
     expect((await driver.attempt('erin@strict.test', PASSWORD, { tenant: 'strict' })).status).to.equal(303);
     const rowsAfter = await withTenant(instance.runtime.db, tenants.strict.id, (trx) => trx('account_lockouts').where({ user_id: userId }));
     expect(rowsAfter).to.have.length(0);

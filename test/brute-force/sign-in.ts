@@ -1,16 +1,13 @@
 // Driving the password page over HTTP for the brute-force suites: a fresh sign-in per attempt
-// (through the authorization endpoint, optionally for a tenant and from a simulated address),
-// the admin API, and the mail outbox.
+// (through the authorization endpoint, optionally for a tenant and from a simulated address), and
+// the mail outbox.
 import { expect } from 'chai';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as oidc from 'openid-client';
 import { Browser, formAction, hiddenField } from '../helpers/browser.ts';
 import { REDIRECT_URI } from '../helpers/rp.ts';
-import { clientCredentialsToken } from '../helpers/fixtures.ts';
 import type { Instance } from '../helpers/instance.ts';
-import { ADMIN_API_PERMISSIONS } from '../../src/tenants/system-roles.ts';
-import { DEFAULT_TENANT_ID } from '../../src/tenants/constants.ts';
 
 export interface PageResult {
   status: number;
@@ -71,15 +68,6 @@ export function normalised(html: string, identifier: string): string {
     .replace(/\/interaction\/[\w-]+/g, '/interaction/UID')
     .split(identifier)
     .join('IDENTIFIER');
-}
-
-// A bearer token for the admin API with every permission of the platform tenant.
-export async function adminToken(instance: Instance): Promise<string> {
-  const { runtime } = instance;
-  const { client, clientSecret } = await runtime.clients.create({ name: 'platform admin', grantTypes: ['client_credentials'], tenantId: DEFAULT_TENANT_ID });
-  await runtime.rbac.assign(DEFAULT_TENANT_ID, (await runtime.rbac.roleIdByName(DEFAULT_TENANT_ID, 'root-admin'))!, 'client', client.clientId);
-  const response = await clientCredentialsToken(instance.url, { clientId: client.clientId, clientSecret: clientSecret! }, { resource: runtime.adminApi, scope: ADMIN_API_PERMISSIONS.join(' ') });
-  return ((await response.json()) as { access_token: string }).access_token;
 }
 
 export function readOutbox(directory: string): StoredMail[] {

@@ -5,10 +5,9 @@
 import { expect } from 'chai';
 import { forEachBackend, type BackendEnv } from '../helpers/backends.ts';
 import { startInstance, type Instance } from '../helpers/instance.ts';
-import { clientCredentialsToken } from '../helpers/fixtures.ts';
+import { adminApi, type AdminApi } from '../helpers/admin-api.ts';
 import { Browser, hiddenField } from '../helpers/browser.ts';
 import { authorizationRequest, discover, loginWithCode, REDIRECT_URI } from '../helpers/rp.ts';
-import { ADMIN_API_PERMISSIONS } from '../../src/tenants/system-roles.ts';
 import { currentTotpCode } from '../../src/mfa/totp.ts';
 import { up as grantPrivacyPermissions } from '../../migrations/20261123_018_privacy_permissions.ts';
 import { parseCsv } from '../helpers/csv.ts';
@@ -19,6 +18,7 @@ const DAY_MS = 86_400_000;
 forEachBackend('compliance reports', (backend) => {
   let store: BackendEnv;
   let instance: Instance;
+  let api: AdminApi;
   let issuer: string;
   let tenant: string;
   let other: string;
@@ -26,25 +26,8 @@ forEachBackend('compliance reports', (backend) => {
   let admin: string;
   let otherAdmin: string;
   let agent: string;
-  let counter = 0;
   const people: Record<'alice' | 'bob' | 'carol', { id: string; email: string }> = {} as never;
   let teamLeadId: string;
-
-  async function adminToken(tenantId: string, role: string): Promise<string> {
-    const { runtime } = instance;
-    const { client, clientSecret } = await runtime.clients.create({ name: `${role} ${++counter}`, grantTypes: ['client_credentials'], tenantId });
-    await runtime.rbac.assign(tenantId, (await runtime.rbac.roleIdByName(tenantId, role))!, 'client', client.clientId);
-    const response = await clientCredentialsToken(issuer, { clientId: client.clientId, clientSecret: clientSecret! }, { resource: runtime.adminApi, scope: ADMIN_API_PERMISSIONS.join(' ') });
-    return ((await response.json()) as { access_token: string }).access_token;
-  }
-
-  function call(token: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Response> {
-    return fetch(`${issuer}/api/v1${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  }
 
   async function json(response: Response, status = 200): Promise<any> {
     const text = await response.text();
@@ -52,10 +35,10 @@ forEachBackend('compliance reports', (backend) => {
     return text ? JSON.parse(text) : {};
   }
 
-  const report = async (name: string, query = '') => json(await call(admin, 'GET', `/tenants/${tenant}/reports/${name}${query}`));
+  const report = async (name: string, query = '') => json(await api.call(admin, 'GET', `/tenants/${tenant}/reports/${name}${query}`));
 
   async function csv(name: string, query = '', headers: Record<string, string> = {}): Promise<string[][]> {
-    const response = await call(admin, 'GET', `/tenants/${tenant}/reports/${name}${query}`, undefined, headers);
+    const response = await api.call(admin, 'GET', `/tenants/${tenant}/reports/${name}${query}`, undefined, headers);
     expect(response.status).to.equal(200);
     expect(response.headers.get('content-type')).to.match(/^text\/csv/);
     const text = await response.text();
@@ -79,27 +62,28 @@ forEachBackend('compliance reports', (backend) => {
     store = await backend.create();
     instance = await startInstance(store.env);
     issuer = instance.url;
+    api = adminApi(instance);
     const { runtime } = instance;
     tenant = (await runtime.tenants.create({ slug: `reports-${process.pid}`, displayName: 'Reports' })).id;
     other = (await runtime.tenants.create({ slug: `reports-other-${process.pid}`, displayName: 'Other' })).id;
     const client = await runtime.clients.create({ name: 'Reports app', redirectUris: [REDIRECT_URI], grantTypes: ['authorization_code'], firstParty: true, tenantId: tenant });
     app = { clientId: client.client.clientId, clientSecret: client.clientSecret! };
-    admin = await adminToken(tenant, 'admin');
-    otherAdmin = await adminToken(other, 'admin');
-    agent = await adminToken(tenant, 'agent');
+    admin = await api.token(tenant, 'admin');
+    otherAdmin = await api.token(other, 'admin');
+    agent = await api.token(tenant, 'agent');
 
     // Administrative changes: three users, a role that includes staff, assignments, an update.
     for (const name of ['alice', 'bob', 'carol'] as const) {
-      const created = await json(await call(admin, 'POST', `/tenants/${tenant}/users`, { email: `${name}-${process.pid}@example.com`, password: PASSWORD }), 201);
+      const created = await json(await api.call(admin, 'POST', `/tenants/${tenant}/users`, { email: `${name}-${process.pid}@example.com`, password: PASSWORD }), 201);
       people[name] = { id: created.id, email: created.email };
     }
     const staff = (await runtime.rbac.roleIdByName(tenant, 'staff'))!;
-    teamLeadId = (await json(await call(admin, 'POST', `/tenants/${tenant}/roles`, { name: 'team-lead' }), 201)).id;
-    expect((await call(admin, 'PUT', `/tenants/${tenant}/roles/${teamLeadId}/includes/${staff}`)).status).to.equal(204);
+    teamLeadId = (await json(await api.call(admin, 'POST', `/tenants/${tenant}/roles`, { name: 'team-lead' }), 201)).id;
+    expect((await api.call(admin, 'PUT', `/tenants/${tenant}/roles/${teamLeadId}/includes/${staff}`)).status).to.equal(204);
     for (const [roleId, who] of [[staff, 'alice'], [staff, 'bob'], [teamLeadId, 'carol']] as const) {
-      expect((await call(admin, 'PUT', `/tenants/${tenant}/roles/${roleId}/assignments`, { subjectType: 'user', subjectId: people[who].id })).status).to.equal(204);
+      expect((await api.call(admin, 'PUT', `/tenants/${tenant}/roles/${roleId}/assignments`, { subjectType: 'user', subjectId: people[who].id })).status).to.equal(204);
     }
-    await json(await call(admin, 'PATCH', `/tenants/${tenant}/users/${people.carol.id}`, { name: 'Carol C.' }, { 'if-match': '"1"' }));
+    await json(await api.call(admin, 'PATCH', `/tenants/${tenant}/users/${people.carol.id}`, { name: 'Carol C.' }, { 'if-match': '"1"' }));
 
     // Alice enrols an authenticator app.
     const enrolment = await runtime.mfa.beginTotpEnrolment(tenant, people.alice.id, { accountName: people.alice.email, issuer: 'Reports' });
@@ -111,7 +95,7 @@ forEachBackend('compliance reports', (backend) => {
     await refusePassword(`nobody-${process.pid}@example.com`);
     const config = await discover(issuer, app.clientId, app.clientSecret);
     const { tokens } = await loginWithCode(config, issuer, { identifier: people.bob.email, password: PASSWORD, browser: new Browser() });
-    const me = (method: string, path: string, body: unknown) => fetch(`${issuer}/api/v1/me${path}`, { method, headers: { authorization: `Bearer ${tokens.access_token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const me = (method: string, path: string, body: unknown) => api.call(tokens.access_token, method, `/me${path}`, body);
     expect((await me('PATCH', '', { name: 'Bob B.' })).status).to.equal(200);
     const statuses: number[] = [];
     for (let attempt = 0; attempt < 6; attempt++) statuses.push((await me('POST', '/mfa/backup-codes', { currentPassword: 'still not it' })).status);
@@ -203,13 +187,13 @@ forEachBackend('compliance reports', (backend) => {
 
   it('refuses other tenants’ administrators and callers without reports:read (403), and bad parameters (422)', async () => {
     for (const name of ['failed-logins', 'lockouts', 'mfa-adoption', 'privileged-actions', 'dormant-accounts']) {
-      expect((await call(otherAdmin, 'GET', `/tenants/${tenant}/reports/${name}`)).status, name).to.equal(403);
-      expect((await call(agent, 'GET', `/tenants/${tenant}/reports/${name}`)).status, name).to.equal(403);
+      expect((await api.call(otherAdmin, 'GET', `/tenants/${tenant}/reports/${name}`)).status, name).to.equal(403);
+      expect((await api.call(agent, 'GET', `/tenants/${tenant}/reports/${name}`)).status, name).to.equal(403);
     }
-    expect((await call(otherAdmin, 'GET', `/tenants/${other}/reports/lockouts`)).status).to.equal(200);
+    expect((await api.call(otherAdmin, 'GET', `/tenants/${other}/reports/lockouts`)).status).to.equal(200);
     const now = new Date().toISOString();
     for (const query of [`failed-logins?from=${now}&to=${now}`, 'failed-logins?from=yesterday', 'lockouts?format=xml', 'dormant-accounts?days=0', 'failed-logins?from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z']) {
-      const response = await call(admin, 'GET', `/tenants/${tenant}/reports/${query}`);
+      const response = await api.call(admin, 'GET', `/tenants/${tenant}/reports/${query}`);
       expect(response.status, query).to.equal(422);
       expect(response.headers.get('content-type')).to.match(/problem\+json/);
     }

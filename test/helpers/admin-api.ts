@@ -8,7 +8,8 @@ import { ADMIN_API_PERMISSIONS } from '../../src/tenants/system-roles.ts';
 export interface AdminApi {
   // An access token of a new machine client holding `roleName` in the tenant.
   token(tenantId: string, roleName: string): Promise<string>;
-  call(token: string, method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Response>;
+  // Without a token (undefined) the call goes out with no Authorization header.
+  call(token: string | undefined, method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Response>;
   // A new tenant (as the platform's root-admin) and its id.
   createTenant(platformToken: string, slug: string): Promise<string>;
 }
@@ -27,7 +28,11 @@ export function adminApi(instance: Instance): AdminApi {
     call(token, method, path, body, headers = {}) {
       return fetch(`${instance.url}/api/v1${path}`, {
         method,
-        headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+        headers: {
+          ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...headers,
+        },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     },

@@ -5,10 +5,9 @@
 import { expect } from 'chai';
 import { forEachBackend, type BackendEnv } from '../helpers/backends.ts';
 import { startInstance, type Instance } from '../helpers/instance.ts';
-import { clientCredentialsToken } from '../helpers/fixtures.ts';
+import { adminApi, type AdminApi } from '../helpers/admin-api.ts';
 import { Browser, formAction, hiddenField } from '../helpers/browser.ts';
 import { authorizationRequest, discover, loginWithCode, REDIRECT_URI } from '../helpers/rp.ts';
-import { ADMIN_API_PERMISSIONS } from '../../src/tenants/system-roles.ts';
 import { currentTotpCode } from '../../src/mfa/totp.ts';
 import type { AuditEntry } from '../../src/audit/service.ts';
 
@@ -18,6 +17,7 @@ const NAME = 'Rosalind Franklin-Privacy';
 forEachBackend('GDPR export and erasure', (backend) => {
   let store: BackendEnv;
   let instance: Instance;
+  let api: AdminApi;
   let issuer: string;
   let tenantA: string;
   let tenantB: string;
@@ -27,21 +27,8 @@ forEachBackend('GDPR export and erasure', (backend) => {
   let agentA: string;
   let counter = 0;
 
-  async function adminToken(tenantId: string, role: string): Promise<string> {
-    const { runtime } = instance;
-    const { client, clientSecret } = await runtime.clients.create({ name: `${role} ${++counter}`, grantTypes: ['client_credentials'], tenantId });
-    await runtime.rbac.assign(tenantId, (await runtime.rbac.roleIdByName(tenantId, role))!, 'client', client.clientId);
-    const response = await clientCredentialsToken(issuer, { clientId: client.clientId, clientSecret: clientSecret! }, { resource: runtime.adminApi, scope: ADMIN_API_PERMISSIONS.join(' ') });
-    expect(response.status).to.equal(200);
-    return ((await response.json()) as { access_token: string }).access_token;
-  }
-
   function call(token: string, method: string, path: string, body?: unknown): Promise<Response> {
-    return fetch(`${issuer}/api/v1${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, 'user-agent': 'privacy-test', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    return api.call(token, method, path, body, { 'user-agent': 'privacy-test' });
   }
 
   async function json(response: Response, status: number): Promise<any> {
@@ -91,14 +78,15 @@ forEachBackend('GDPR export and erasure', (backend) => {
     store = await backend.create();
     instance = await startInstance(store.env);
     issuer = instance.url;
+    api = adminApi(instance);
     const { runtime } = instance;
     tenantA = (await runtime.tenants.create({ slug: `privacy-a-${process.pid}`, displayName: 'Privacy A' })).id;
     tenantB = (await runtime.tenants.create({ slug: `privacy-b-${process.pid}`, displayName: 'Privacy B' })).id;
     const client = await runtime.clients.create({ name: 'Privacy app', redirectUris: [REDIRECT_URI], grantTypes: ['authorization_code', 'refresh_token'], firstParty: true, tenantId: tenantA });
     app = { clientId: client.client.clientId, clientSecret: client.clientSecret! };
-    adminA = await adminToken(tenantA, 'admin');
-    adminB = await adminToken(tenantB, 'admin');
-    agentA = await adminToken(tenantA, 'agent');
+    adminA = await api.token(tenantA, 'admin');
+    adminB = await api.token(tenantB, 'admin');
+    agentA = await api.token(tenantA, 'agent');
   });
   after(async () => {
     await instance?.stop();

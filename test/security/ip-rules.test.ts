@@ -4,61 +4,34 @@
 import { expect } from 'chai';
 import { forEachBackend, type BackendEnv } from '../helpers/backends.ts';
 import { startInstance, type Instance } from '../helpers/instance.ts';
-import { clientCredentialsToken } from '../helpers/fixtures.ts';
-import { ADMIN_API_PERMISSIONS } from '../../src/tenants/system-roles.ts';
+import { adminApi, type AdminApi } from '../helpers/admin-api.ts';
 import { DEFAULT_TENANT_ID } from '../../src/tenants/constants.ts';
-
-interface Caller {
-  token: string;
-}
 
 forEachBackend('tenant IP rules', (backend) => {
   let store: BackendEnv;
   let instance: Instance;
-  let platform: Caller;
+  let api: AdminApi;
+  let platform: string;
   let tenantA: string;
   let tenantB: string;
-  let adminA: Caller;
-  let adminB: Caller;
+  let adminA: string;
+  let adminB: string;
 
-  async function machineToken(tenantId: string): Promise<Caller> {
-    const { runtime } = instance;
-    const { client, clientSecret } = await runtime.clients.create({ name: `admin of ${tenantId}`, grantTypes: ['client_credentials'], tenantId });
-    await runtime.rbac.assign(tenantId, (await runtime.rbac.roleIdByName(tenantId, 'root-admin'))!, 'client', client.clientId);
-    const response = await clientCredentialsToken(instance.url, { clientId: client.clientId, clientSecret: clientSecret! }, { resource: runtime.adminApi, scope: ADMIN_API_PERMISSIONS.join(' ') });
-    expect(response.status).to.equal(200);
-    return { token: ((await response.json()) as { access_token: string }).access_token };
-  }
-
-  function call(caller: Caller, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-    return fetch(`${instance.url}/api/v1${path}`, {
-      method,
-      headers: { authorization: `Bearer ${caller.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  }
-
-  async function putRules(caller: Caller, tenantId: string, rules: unknown) {
-    const current = await call(caller, 'GET', `/tenants/${tenantId}/ip-rules`);
+  async function putRules(token: string, tenantId: string, rules: unknown) {
+    const current = await api.call(token, 'GET', `/tenants/${tenantId}/ip-rules`);
     expect(current.status, await current.clone().text()).to.equal(200);
-    return call(caller, 'PUT', `/tenants/${tenantId}/ip-rules`, rules, { 'if-match': current.headers.get('etag')! });
+    return api.call(token, 'PUT', `/tenants/${tenantId}/ip-rules`, rules, { 'if-match': current.headers.get('etag')! });
   }
 
   before(async function () {
     this.timeout(120_000);
     store = await backend.create();
     instance = await startInstance(store.env);
-    platform = await machineToken(DEFAULT_TENANT_ID);
-    const created = await Promise.all(
-      ['ip-a', 'ip-b'].map(async (slug) => {
-        const response = await call(platform, 'POST', '/tenants', { slug, displayName: slug });
-        expect(response.status).to.equal(201);
-        return ((await response.json()) as { id: string }).id;
-      }),
-    );
-    [tenantA, tenantB] = created;
-    adminA = await machineToken(tenantA);
-    adminB = await machineToken(tenantB);
+    api = adminApi(instance);
+    platform = await api.token(DEFAULT_TENANT_ID, 'root-admin');
+    [tenantA, tenantB] = await Promise.all(['ip-a', 'ip-b'].map((slug) => api.createTenant(platform, slug)));
+    adminA = await api.token(tenantA, 'root-admin');
+    adminB = await api.token(tenantB, 'root-admin');
   });
   after(async () => {
     await instance?.stop();
@@ -66,18 +39,18 @@ forEachBackend('tenant IP rules', (backend) => {
   });
 
   it('starts with no rules at version 0 and stores IPv4 and IPv6 ranges with If-Match', async () => {
-    const empty = await call(adminA, 'GET', `/tenants/${tenantA}/ip-rules`);
+    const empty = await api.call(adminA, 'GET', `/tenants/${tenantA}/ip-rules`);
     expect(empty.headers.get('etag')).to.equal('"0"');
     expect(await empty.json()).to.deep.include({ login: { allow: [], deny: [] }, adminApi: { allow: [], deny: [] }, apiKeys: { allow: [], deny: [] }, version: 0 });
 
     const rules = { login: { allow: ['2001:db8::/32', '10.0.0.0/8'], deny: ['::ffff:10.9.0.0/112'] }, apiKeys: { deny: ['fd00::/8'] } };
-    const missingVersion = await call(adminA, 'PUT', `/tenants/${tenantA}/ip-rules`, rules);
+    const missingVersion = await api.call(adminA, 'PUT', `/tenants/${tenantA}/ip-rules`, rules);
     expect(missingVersion.status).to.equal(428);
     const saved = await putRules(adminA, tenantA, rules);
     expect(saved.status, await saved.clone().text()).to.equal(200);
     expect(saved.headers.get('etag')).to.equal('"1"');
     expect(await saved.json()).to.deep.include({ login: rules.login, apiKeys: { allow: [], deny: ['fd00::/8'] }, adminApi: { allow: [], deny: [] }, version: 1 });
-    const stale = await call(adminA, 'PUT', `/tenants/${tenantA}/ip-rules`, rules, { 'if-match': '"0"' });
+    const stale = await api.call(adminA, 'PUT', `/tenants/${tenantA}/ip-rules`, rules, { 'if-match': '"0"' });
     expect(stale.status).to.equal(412);
 
     const { ipRules } = instance.runtime;
@@ -104,18 +77,18 @@ forEachBackend('tenant IP rules', (backend) => {
     }
     const unknownSurface = await putRules(adminB, tenantB, { console: { deny: [] } });
     expect(unknownSurface.status).to.equal(422);
-    expect(((await (await call(adminB, 'GET', `/tenants/${tenantB}/ip-rules`)).json()) as { version: number }).version).to.equal(0);
+    expect(((await (await api.call(adminB, 'GET', `/tenants/${tenantB}/ip-rules`)).json()) as { version: number }).version).to.equal(0);
   });
 
   it('shuts a denied range out of one tenant’s admin API while another tenant works, and records it', async () => {
     const denied = await putRules(adminA, tenantA, { adminApi: { deny: ['127.0.0.0/8', '::1/128'] } });
     expect(denied.status).to.equal(200);
-    const refused = await call(adminA, 'GET', `/tenants/${tenantA}`);
+    const refused = await api.call(adminA, 'GET', `/tenants/${tenantA}`);
     expect(refused.status).to.equal(403);
     expect(refused.headers.get('content-type')).to.match(/^application\/problem\+json/);
     expect(await refused.json()).to.include({ type: 'urn:idp:problem:ip-blocked' });
-    expect((await call(adminA, 'GET', `/tenants/${tenantA}/ip-rules`)).status).to.equal(403);
-    expect((await call(adminB, 'GET', `/tenants/${tenantB}`)).status).to.equal(200);
+    expect((await api.call(adminA, 'GET', `/tenants/${tenantA}/ip-rules`)).status).to.equal(403);
+    expect((await api.call(adminB, 'GET', `/tenants/${tenantB}`)).status).to.equal(200);
 
     const blocks = await instance.runtime.audit.list(tenantA, { type: 'security.ip_blocked' }, undefined, 10);
     expect(blocks.items).to.have.length(1);
@@ -125,13 +98,13 @@ forEachBackend('tenant IP rules', (backend) => {
     // The platform lifts the rule; the change reaches the cache at once.
     const lifted = await putRules(platform, tenantA, { adminApi: { deny: [] } });
     expect(lifted.status).to.equal(200);
-    expect((await call(adminA, 'GET', `/tenants/${tenantA}`)).status).to.equal(200);
+    expect((await api.call(adminA, 'GET', `/tenants/${tenantA}`)).status).to.equal(200);
   });
 
   it('admits only the ranges of a non-empty allow list', async () => {
     expect((await putRules(adminB, tenantB, { adminApi: { allow: ['2001:db8::/32'] } })).status).to.equal(200);
-    expect((await call(adminB, 'GET', `/tenants/${tenantB}`)).status).to.equal(403);
+    expect((await api.call(adminB, 'GET', `/tenants/${tenantB}`)).status).to.equal(403);
     expect((await putRules(platform, tenantB, { adminApi: { allow: ['2001:db8::/32', '127.0.0.1'] } })).status).to.equal(200);
-    expect((await call(adminB, 'GET', `/tenants/${tenantB}`)).status).to.equal(200);
+    expect((await api.call(adminB, 'GET', `/tenants/${tenantB}`)).status).to.equal(200);
   });
 });

@@ -6,13 +6,13 @@ import { expect } from 'chai';
 import { pino } from 'pino';
 import { forEachBackend, type BackendEnv } from '../helpers/backends.ts';
 import { freePort, TEST_ENV, type Instance } from '../helpers/instance.ts';
-import { basicAuth, clientCredentialsToken, createFixtures, type Fixtures } from '../helpers/fixtures.ts';
+import { basicAuth, createFixtures, type Fixtures } from '../helpers/fixtures.ts';
+import { adminApi, type AdminApi } from '../helpers/admin-api.ts';
 import { Browser, formAction, hiddenField } from '../helpers/browser.ts';
 import { authorizationRequest, discover, loginWithCode, REDIRECT_URI } from '../helpers/rp.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createRuntime } from '../../src/runtime.ts';
 import { startServer } from '../../src/server.ts';
-import { ADMIN_API_PERMISSIONS } from '../../src/tenants/system-roles.ts';
 import { DEFAULT_TENANT_ID } from '../../src/tenants/constants.ts';
 import type { TenantPolicies } from '../../src/tenants/policies.ts';
 
@@ -33,6 +33,7 @@ interface AdminSession {
 forEachBackend('device sessions and session policy', (backend) => {
   let store: BackendEnv;
   let instance: Instance;
+  let admins: AdminApi;
   let fixtures: Fixtures;
   let issuer: string;
   let admin: string;
@@ -88,17 +89,8 @@ forEachBackend('device sessions and session policy', (backend) => {
     return url.searchParams;
   }
 
-  async function adminToken(roleName: string): Promise<string> {
-    const { runtime } = instance;
-    const { client, clientSecret } = await runtime.clients.create({ name: `${roleName} ${++counter}`, grantTypes: ['client_credentials'], tenantId: DEFAULT_TENANT_ID });
-    await runtime.rbac.assign(DEFAULT_TENANT_ID, (await runtime.rbac.roleIdByName(DEFAULT_TENANT_ID, roleName))!, 'client', client.clientId);
-    const response = await clientCredentialsToken(issuer, { clientId: client.clientId, clientSecret: clientSecret! }, { resource: runtime.adminApi, scope: ADMIN_API_PERMISSIONS.join(' ') });
-    expect(response.status).to.equal(200);
-    return ((await response.json()) as { access_token: string }).access_token;
-  }
-
   function api(method: string, path: string, token = admin): Promise<Response> {
-    return fetch(`${issuer}/api/v1${path}`, { method, headers: { authorization: `Bearer ${token}` } });
+    return admins.call(token, method, path);
   }
 
   async function userSessions(userId: string): Promise<AdminSession[]> {
@@ -112,7 +104,8 @@ forEachBackend('device sessions and session policy', (backend) => {
     instance = await start(store.env);
     issuer = instance.url;
     fixtures = await createFixtures(instance.runtime);
-    admin = await adminToken('admin');
+    admins = adminApi(instance);
+    admin = await admins.token(DEFAULT_TENANT_ID, 'admin');
   });
   after(async () => {
     await instance?.stop();
@@ -167,7 +160,7 @@ forEachBackend('device sessions and session policy', (backend) => {
     expect(await userSessions(person.id)).to.deep.equal([]);
 
     // An agent reads users but not sessions; an unknown user is a 404, not an empty list.
-    expect((await api('GET', `/tenants/${DEFAULT_TENANT_ID}/users/${person.id}/sessions`, await adminToken('agent'))).status).to.equal(403);
+    expect((await api('GET', `/tenants/${DEFAULT_TENANT_ID}/users/${person.id}/sessions`, await admins.token(DEFAULT_TENANT_ID, 'agent'))).status).to.equal(403);
     expect((await api('GET', `/tenants/${DEFAULT_TENANT_ID}/users/00000000-0000-4000-8000-000000000000/sessions`)).status).to.equal(404);
   });
 
@@ -326,7 +319,7 @@ forEachBackend('device sessions and session policy', (backend) => {
     expect((await api('GET', `${base}?cursor=not-a-cursor`)).status).to.equal(422);
     expect((await api('GET', `${base}?createdAfter=yesterday`)).status).to.equal(422);
     expect((await api('GET', `${base}?colour=blue`)).status).to.equal(422);
-    expect((await api('GET', base, await adminToken('agent'))).status).to.equal(403);
+    expect((await api('GET', base, await admins.token(DEFAULT_TENANT_ID, 'agent'))).status).to.equal(403);
   });
 
 
