@@ -2,10 +2,11 @@
 import Koa from 'koa';
 import type { Runtime } from './runtime.ts';
 import { requestContext } from './http/request-context.ts';
-import { errorHandler, problem } from './http/errors.ts';
+import { errorHandler, unroutedAsProblem } from './http/errors.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { captchaCspSources } from './security/captcha/index.ts';
 import { clientAddress } from './http/client-ip.ts';
+import { canonicalHost } from './http/canonical-host.ts';
 import { clientAddressResolver } from './security/client-ip.ts';
 import { requestDeadline } from './http/deadline.ts';
 import { sameOriginForCookieRequests } from './http/origin-check.ts';
@@ -33,11 +34,13 @@ export function buildApp(runtime: Runtime): Koa {
 
   // First: every later use of ctx.ip sees the client address (X-Forwarded-For from trusted proxies only).
   app.use(clientAddress(clientAddressResolver(config.trustedProxies)));
+  app.use(canonicalHost(config.issuer, config.mtls.endpointAliasesUrl ? [config.mtls.endpointAliasesUrl] : []));
   app.use(requestContext(log));
   app.use(requestMetrics());
   // Pages may load the configured CAPTCHA's script and frame (the proof-of-work script is same-origin).
   app.use(securityHeaders({ extraSources: captchaCspSources(config.signInProtection) }));
   app.use(errorHandler(views, log));
+  app.use(unroutedAsProblem());
   app.use(requestDeadline({ seconds: config.requestTimeoutSeconds, log }));
   app.use(sameOriginForCookieRequests({ issuer: config.issuer, prefix: '/api/' }));
   app.use(rateLimiting({
@@ -107,8 +110,5 @@ export function buildApp(runtime: Runtime): Koa {
   });
   app.use(admin.routes());
   app.use(providerHost.middleware);
-  app.use(async (ctx) => {
-    if (ctx.status === 404 && !ctx.body) problem(ctx, 404, 'not-found', `no route for ${ctx.method} ${ctx.path}`);
-  });
   return app;
 }

@@ -4,7 +4,7 @@
 // limited per user (429 with Retry-After), so a stolen token cannot guess the password.
 import { ifMatchVersion } from '../api/if-match.ts';
 import Router from '@koa/router';
-import { bodyParser } from '@koa/bodyparser';
+import { parsedBody } from '../http/body.ts';
 import type { Context } from 'koa';
 import type { User, UserProfileInput } from '../users/service.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
@@ -61,9 +61,12 @@ function phoneJson(phone: PhoneStatus) {
   };
 }
 
+// The JSON object sent; none (a DELETE, say) reads as empty, anything else is refused.
 function body(ctx: Context): Record<string, unknown> {
   const value = (ctx.request as { body?: unknown }).body;
-  return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) throw new ValidationError('invalid body', { body: 'must be a JSON object' });
+  return value as Record<string, unknown>;
 }
 
 
@@ -72,7 +75,7 @@ export function accountApiRoutes(deps: AccountApiDependencies): Router {
   const router = new Router({ prefix: '/api/v1/me' });
 
   router.use(jsonApiErrors());
-  router.use(bodyParser({ enableTypes: ['json'], jsonLimit: '16kb', jsonStrict: true, encoding: 'utf-8', parsedMethods: ['POST', 'PUT', 'PATCH', 'DELETE'] }));
+  router.use(parsedBody({ enableTypes: ['json'], jsonLimit: '16kb', jsonStrict: true, encoding: 'utf-8', parsedMethods: ['POST', 'PUT', 'PATCH', 'DELETE'] }));
   router.use(async (ctx, next) => {
     ctx.state.me = await deps.resolvePrincipal(ctx);
     await next();

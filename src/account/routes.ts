@@ -2,7 +2,7 @@
 // devices, linked identities, sign-out. Thin handlers: read the form, call the account service,
 // render or redirect (post/redirect/get, with a notice named in the query).
 import Router from '@koa/router';
-import { bodyParser } from '@koa/bodyparser';
+import { parsedBody } from '../http/body.ts';
 import type { Context, Next } from 'koa';
 import type { ProviderHost } from '../oidc/provider-host.ts';
 import type { UserService, User, UserProfileInput } from '../users/service.ts';
@@ -61,7 +61,7 @@ export function accountRoutes(deps: AccountRouteDependencies): Router {
   const { account, providerHost, users, tenants, views, issuer } = deps;
   const sessions = accountSessions(deps.hot);
   const router = new Router({ prefix: '/account' });
-  router.use(bodyParser({ enableTypes: ['form'], formLimit: '16kb' }));
+  router.use(parsedBody({ enableTypes: ['form'], formLimit: '16kb' }));
   router.use(csrfProtection(deps.csrfKey));
   router.use(async (ctx, next) => {
     ctx.set('Cache-Control', 'no-store');

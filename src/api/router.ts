@@ -2,7 +2,7 @@
 // tenant checks, input validation, versions (ETag / If-Match) and problem+json errors.
 import { ifMatchVersion } from './if-match.ts';
 import Router from '@koa/router';
-import { bodyParser } from '@koa/bodyparser';
+import { parsedBody, refuseUnstorableText } from '../http/body.ts';
 import type { Context } from 'koa';
 import type { z } from 'zod';
 import { ForbiddenError, ValidationError, fieldErrors } from '../errors.ts';
@@ -32,7 +32,7 @@ export function apiRouter(options: ApiRouterOptions): Router {
   const router = new Router({ prefix: API_PREFIX });
 
   router.use(jsonApiErrors());
-  router.use(bodyParser({ enableTypes: ['json'], jsonLimit: '64kb', jsonStrict: true, encoding: 'utf-8' }));
+  router.use(parsedBody({ enableTypes: ['json'], jsonLimit: '64kb', jsonStrict: true, encoding: 'utf-8' }));
   router.use(jsonDepthLimit());
   options.publicRoutes?.(router);
 
@@ -49,6 +49,8 @@ export function apiRouter(options: ApiRouterOptions): Router {
       if (definition.tenantRule === 'tenant' && tenantId !== principal.tenantId && !principal.platform) {
         throw new ForbiddenError('you may act only on your own tenant');
       }
+      refuseUnstorableText({ ...ctx.params }, 'path');
+      refuseUnstorableText({ ...ctx.query }, 'query');
       const body = (ctx.request as { body?: unknown }).body;
       const ifMatch = ifMatchVersion(ctx);
       if (definition.requiresVersion && ifMatch === undefined) {

@@ -5,7 +5,7 @@
 // Retry-After) and counted. The key's IP allow-list is checked against `clientIp`, the address the
 // resource server received the key from.
 import Router from '@koa/router';
-import { bodyParser } from '@koa/bodyparser';
+import { parsedBody } from '../http/body.ts';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { problem } from '../http/errors.ts';
@@ -38,7 +38,7 @@ export function apiKeyVerificationRoutes(deps: { verifier: ApiKeyVerifier; clien
     return known;
   };
 
-  router.post(VERIFY_PATH, bodyParser({ enableTypes: ['json', 'form'], jsonLimit: '4kb', formLimit: '4kb', jsonStrict: true }), async (ctx) => {
+  router.post(VERIFY_PATH, parsedBody({ enableTypes: ['json', 'form'], jsonLimit: '4kb', formLimit: '4kb', jsonStrict: true }), async (ctx) => {
     ctx.set('Cache-Control', 'no-store');
     const caller = await authenticateResourceServer(ctx, { clients: deps.clients, platformTenant: isPlatform });
     if (!caller) {

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { Database } from '../store/database.ts';
+import { storableText } from '../store/text.ts';
 
 export interface ClientRow {
   client_id: string;
@@ -14,7 +15,8 @@ export interface ClientRow {
 // On the database, or inside a transaction (a change and its audit entry commit together).
 export function clientQueries(db: Database | Knex.Transaction) {
   return {
-    find(clientId: string): Promise<ClientRow | undefined> {
+    async find(clientId: string): Promise<ClientRow | undefined> {
+      if (!storableText(clientId)) return undefined;
       return db('clients').where({ client_id: clientId }).first();
     },
     list(tenantId?: string): Promise<ClientRow[]> {

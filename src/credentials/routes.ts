@@ -2,7 +2,7 @@
 // link. Opening a link (GET) never uses it up, since mail scanners follow links: only the form's
 // POST does. No page redirects anywhere: afterwards the person returns to the application.
 import Router from '@koa/router';
-import { bodyParser } from '@koa/bodyparser';
+import { parsedBody } from '../http/body.ts';
 import type { Context } from 'koa';
 import type { Views } from '../http/views.ts';
 import { requestLocale } from '../http/views.ts';
@@ -29,7 +29,7 @@ const MAX_SLUG = 63;
 export function credentialRoutes(deps: CredentialRouteDependencies): Router {
   const { credentials, tenants, views } = deps;
   const router = new Router();
-  const form = bodyParser({ enableTypes: ['form'], formLimit: '16kb' });
+  const form = parsedBody({ enableTypes: ['form'], formLimit: '16kb' });
   const csrf = csrfProtection(deps.csrfKey);
   const noStore = async (ctx: Context, next: () => Promise<unknown>) => {
     ctx.set('Cache-Control', 'no-store');

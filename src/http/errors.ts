@@ -19,9 +19,13 @@ function titleFor(status: number): string {
     403: 'Forbidden',
     404: 'Not Found',
     405: 'Method Not Allowed',
+    408: 'Request Timeout',
     409: 'Conflict',
-    413: 'Payload Too Large',
+    412: 'Precondition Failed',
+    413: 'Content Too Large',
     415: 'Unsupported Media Type',
+    422: 'Unprocessable Content',
+    428: 'Precondition Required',
     429: 'Too Many Requests',
     503: 'Service Unavailable',
   };
@@ -48,6 +52,17 @@ export function jsonApiErrors(): Middleware {
       }
       throw error;
     }
+  };
+}
+
+// A request no route answered: 404, or 405 with Allow when a router knows the path but not the
+// method (its allowedMethods leave the body empty), as problem+json.
+export function unroutedAsProblem(): Middleware {
+  return async (ctx, next) => {
+    await next();
+    if (ctx.body !== undefined && ctx.body !== null) return;
+    if (ctx.status === 404) problem(ctx, 404, 'not-found', `no route for ${ctx.method} ${ctx.path}`);
+    else if (ctx.status === 405) problem(ctx, 405, 'method-not-allowed', `${ctx.method} is not allowed here; see Allow`);
   };
 }
 

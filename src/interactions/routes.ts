@@ -2,7 +2,7 @@
 // consent. Each handler reads its form, calls a service, and either shows the next page or hands
 // the result back to the provider. Which step comes next is decided in one place (next-step.ts).
 import Router from '@koa/router';
-import { bodyParser } from '@koa/bodyparser';
+import { parsedBody } from '../http/body.ts';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import { csrfProtection, formField } from '../http/csrf.ts';
@@ -46,7 +46,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
   const next = createNextStep(deps, states, signIns);
   const guard = createSignInGuard(deps.signInProtection, signIns);
 
-  router.use(bodyParser({ enableTypes: ['form'], formLimit: '16kb' }));
+  router.use(parsedBody({ enableTypes: ['form'], formLimit: '16kb' }));
   router.use(csrfProtection(deps.csrfKey));
   router.use(async (ctx, nextMiddleware) => {
     ctx.set('Cache-Control', 'no-store');

@@ -2,6 +2,7 @@
 // whose audience is the API and whose scopes are limited to the API's scopes.
 import type { Knex } from 'knex';
 import type { Database } from '../store/database.ts';
+import { storableText } from '../store/text.ts';
 import type { HotStore } from '../store/hot-store.ts';
 import { BroadcastCache } from '../store/local-cache.ts';
 import type { AuditService } from '../audit/service.ts';
@@ -42,6 +43,7 @@ export function createApiResourceService(db: Database, hot: HotStore, audit: Pic
   return {
     start: () => cache.start(),
     async find(identifier: string): Promise<ApiResource | undefined> {
+      if (!storableText(identifier)) return undefined;
       const entry = await cache.get(identifier, async () => {
         const row = await db('api_resources').where({ identifier }).first();
         return { resource: row ? toResource(row) : undefined };

@@ -6,6 +6,7 @@
 // under row-level security only leakproof conditions can be index conditions (migration 009).
 import type { Knex } from 'knex';
 import type { Database } from '../store/database.ts';
+import { storableText } from '../store/text.ts';
 import type { TenantTransaction } from '../store/tenant-scope.ts';
 import { batchedByKey } from '../store/batching.ts';
 import type { ListFilters, UserStatus } from './validation.ts';
@@ -74,7 +75,8 @@ export const userQueries = {
   },
 
   // An identifier is an e-mail address or a username, both case-insensitive; never a deleted user.
-  findByIdentifier(trx: TenantTransaction, tenantId: string, identifier: string): Promise<(UserRow & PasswordColumns) | undefined> {
+  async findByIdentifier(trx: TenantTransaction, tenantId: string, identifier: string): Promise<(UserRow & PasswordColumns) | undefined> {
+    if (!storableText(identifier)) return undefined;
     return selectUser(trx('users'), trx)
       .select('users.password_hash', 'users.password_changed_at', 'users.password_must_change')
       .where({ tenant_id: tenantId })

@@ -363,6 +363,13 @@ forEachBackend('account self-service', (backend) => {
       expect(adminField.status).to.equal(422);
       expect(adminField.headers.get('content-type')).to.include('application/problem+json');
       expect((await instance.runtime.users.get(DEFAULT_TENANT_ID, person.id)).isAdmin).to.equal(false);
+      const notAnObject = await fetch(`${issuer}/api/v1/me`, {
+        method: 'PATCH',
+        headers: { ...bearer(tokens.access_token), 'content-type': 'application/json' },
+        body: JSON.stringify([{ nickname: 'Array' }]),
+      });
+      expect(notAnObject.status).to.equal(422);
+      expect(((await notAnObject.json()) as { errors: Record<string, string> }).errors).to.have.property('body');
 
       const none = await fetch(`${issuer}/api/v1/me`);
       expect(none.status).to.equal(401);
