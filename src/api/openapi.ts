@@ -19,6 +19,8 @@ function parameters(definition: RouteDefinition): unknown[] {
   }
   if (definition.requiresVersion) {
     result.push({ name: 'If-Match', in: 'header', required: true, schema: { type: 'string' }, description: 'The ETag of the version you read' });
+  } else if (definition.responses[412]) {
+    result.push({ name: 'If-Match', in: 'header', required: false, schema: { type: 'string' }, description: 'The ETag of the version you read: only at that version (412 otherwise)' });
   }
   return result;
 }

@@ -44,11 +44,21 @@ function csvRow(entry: AuditEntry): string {
   return `${CSV_COLUMNS.map((column) => csvCell(cells[column])).join(',')}\r\n`;
 }
 
-async function* lines(entries: AsyncIterable<AuditEntry>, format: ExportFormat): AsyncGenerator<string> {
-  if (format === 'csv') yield `${CSV_COLUMNS.join(',')}\r\n`;
-  for await (const entry of entries) yield format === 'csv' ? csvRow(entry) : `${JSON.stringify(entry)}\n`;
+async function* lines(first: IteratorResult<AuditEntry>, rest: AsyncIterator<AuditEntry>, format: ExportFormat): AsyncGenerator<string> {
+  try {
+    if (format === 'csv') yield `${CSV_COLUMNS.join(',')}\r\n`;
+    for (let next = first; !next.done; next = await rest.next()) yield format === 'csv' ? csvRow(next.value) : `${JSON.stringify(next.value)}\n`;
+  } finally {
+    await rest.return?.();
+  }
 }
 
-export function exportStream(entries: AsyncIterable<AuditEntry>, format: ExportFormat): Readable {
-  return Readable.from(lines(entries, format), { objectMode: false });
+// The first entry is read before the stream is handed over, so a query that fails at once (bad
+// input, the database away) rejects here, while the status can still say so. A failure later, once
+// the headers are out, errors the stream: Koa's pipeline destroys the response and reports the error
+// (logged by the app), and the client sees a chunked body cut off without its last chunk.
+export async function exportStream(entries: AsyncIterable<AuditEntry>, format: ExportFormat): Promise<Readable> {
+  const iterator = entries[Symbol.asyncIterator]();
+  const first = await iterator.next();
+  return Readable.from(lines(first, iterator, format), { objectMode: false });
 }

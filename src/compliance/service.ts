@@ -39,7 +39,8 @@ export const DORMANT_COLUMNS = ['userId', 'email', 'name', 'status', 'createdAt'
 // Each UTC day (YYYY-MM-DD) that [from, to) touches.
 function daysBetween(from: Date, to: Date): string[] {
   const days: string[] = [];
-  for (let at = Date.UTC(from.getUTCFullYear(), from.getUTCMonth(), from.getUTCDate()); at < to.getTime(); at += DAY_MS) {
+  // The start of from's UTC day (Date.UTC would read the years 0–99 as 1900–1999).
+  for (let at = from.getTime() - (((from.getTime() % DAY_MS) + DAY_MS) % DAY_MS); at < to.getTime(); at += DAY_MS) {
     days.push(new Date(at).toISOString().slice(0, 10));
   }
   return days;

@@ -36,8 +36,11 @@ export const rbacQueries = {
       .update({ ...changes, version: trx.raw('version + 1'), updated_at: trx.fn.now() }, '*');
     return row as RoleRow | undefined;
   },
-  async deleteRole(trx: TenantTransaction, id: string): Promise<boolean> {
-    return (await trx('roles').where({ id }).delete(['id'])).length > 0;
+  // With expectedVersion, only at the version the caller read.
+  async deleteRole(trx: TenantTransaction, id: string, expectedVersion?: number): Promise<boolean> {
+    const query = trx('roles').where({ id });
+    if (expectedVersion !== undefined) query.andWhere({ version: expectedVersion });
+    return (await query.delete(['id'])).length > 0;
   },
   permissionsOf(trx: TenantTransaction, roleId: string): Promise<GrantedPermission[]> {
     return trx('role_permissions').where({ role_id: roleId }).select('api_identifier', 'permission').orderBy(['api_identifier', 'permission']);

@@ -187,12 +187,14 @@ export function createRbacService(db: Database, hot: HotStore, apis: ApiResource
       return role;
     },
 
-    async deleteRole(tenantId: string, roleId: string, origin?: ChangeOrigin): Promise<void> {
+    // With expectedVersion (If-Match), only at the version the caller read.
+    async deleteRole(tenantId: string, roleId: string, origin?: ChangeOrigin, expectedVersion?: number): Promise<void> {
       await withTenant(db, tenantId, async (trx) => {
         const role = await requireRole(trx, roleId);
         if (role.system) throw new ValidationError('system roles cannot be deleted');
         const before = await toRole(trx, role);
-        await rbacQueries.deleteRole(trx, roleId);
+        const deleted = await rbacQueries.deleteRole(trx, roleId, expectedVersion);
+        if (!deleted && expectedVersion !== undefined) throw new VersionMismatchError(`the role changed since version ${expectedVersion}; read it again`);
         await recordChange(trx, tenantId, roleId, 'deleted', { details: changeDetails(roleView(before), null) }, origin);
       });
       await changed(tenantId);

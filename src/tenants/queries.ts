@@ -1,4 +1,5 @@
 import type { Database } from '../store/database.ts';
+import { storableText } from '../store/text.ts';
 
 export interface TenantRow {
   id: string;
@@ -22,10 +23,12 @@ export function tenantQueries(db: Database) {
     find(id: string, trx: Database = db): Promise<TenantRow | undefined> {
       return trx('tenants').where({ id }).first();
     },
-    findBySlug(slug: string): Promise<TenantRow | undefined> {
+    async findBySlug(slug: string): Promise<TenantRow | undefined> {
+      if (!storableText(slug)) return undefined;
       return db('tenants').whereRaw('lower(slug) = ?', [slug.toLowerCase()]).first();
     },
-    findByEmailDomain(domain: string): Promise<TenantRow[]> {
+    async findByEmailDomain(domain: string): Promise<TenantRow[]> {
+      if (!storableText(domain)) return [];
       return db('tenants').whereRaw('? = ANY(email_domains)', [domain.toLowerCase()]).andWhere({ status: 'active' });
     },
     list(limit: number, after?: { createdAt: Date; id: string }): Promise<TenantRow[]> {
@@ -48,8 +51,11 @@ export function tenantQueries(db: Database) {
       const [row] = await db('tenants').where({ id, version: expectedVersion }).update(values, '*');
       return row;
     },
-    async delete(id: string): Promise<boolean> {
-      return (await db('tenants').where({ id, platform: false }).delete(['id'])).length > 0;
+    // With expectedVersion, only at the version the caller read.
+    async delete(id: string, expectedVersion?: number): Promise<boolean> {
+      const query = db('tenants').where({ id, platform: false });
+      if (expectedVersion !== undefined) query.andWhere({ version: expectedVersion });
+      return (await query.delete(['id'])).length > 0;
     },
   };
 }

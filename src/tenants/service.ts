@@ -226,12 +226,16 @@ export function createTenantService(db: Database, rbac: RbacService, adminApi: (
       return tenant;
     },
 
-    // Removes the tenant and, through foreign keys, everything it owns.
-    async delete(id: string, origin?: ChangeOrigin): Promise<void> {
+    // Removes the tenant and, through foreign keys, everything it owns. With expectedVersion
+    // (If-Match), only at the version the caller read.
+    async delete(id: string, origin?: ChangeOrigin, expectedVersion?: number): Promise<void> {
       const tenant = await requireTenant(id);
       if (tenant.platform) throw new ValidationError('the platform tenant cannot be deleted');
       await db.transaction(async (trx) => {
-        if (!(await tenantQueries(trx).delete(id))) throw new NotFoundError(`no tenant ${id}`);
+        if (!(await tenantQueries(trx).delete(id, expectedVersion))) {
+          if (expectedVersion !== undefined && (await tenantQueries(trx).find(id))) throw new VersionMismatchError(`the tenant changed since version ${expectedVersion}; read it again`);
+          throw new NotFoundError(`no tenant ${id}`);
+        }
         await record(trx, DEFAULT_TENANT_ID, 'tenant.delete', changeDetails(auditView(toTenant(tenant)), null), origin, id);
       });
       await tenantCache.invalidate(id);

@@ -198,6 +198,10 @@ function isUniqueViolation(error: unknown): error is { code: string; constraint?
   return (error as { code?: string })?.code === '23505';
 }
 
+function staleUser(expectedVersion: number, currentVersion: number): VersionMismatchError {
+  return new VersionMismatchError(`the user changed since version ${expectedVersion} (now ${currentVersion}); read it again`);
+}
+
 function conflict(taken: { email: boolean; username: boolean }): ConflictError {
   const fields: Record<string, string> = {};
   if (taken.email) fields.email = 'already used by another user of this tenant';
@@ -369,7 +373,7 @@ export function createUserService(deps: UserServiceDependencies) {
       const passwordHash = checked.password === undefined ? undefined : await passwords.hash(checked.password);
       const row = await changeUser(tenantId, id, async (trx, current) => {
         if (current.version !== expectedVersion) {
-          throw new VersionMismatchError(`the user changed since version ${expectedVersion} (now ${current.version}); read it again`);
+          throw staleUser(expectedVersion, current.version);
         }
         const changes: Record<string, unknown> = { ...checked.values };
         if (passwordHash !== undefined) Object.assign(changes, await passwordChanges(trx, tenantId, id, passwordHash, policy, false));
@@ -422,9 +426,11 @@ export function createUserService(deps: UserServiceDependencies) {
     },
 
     // Marks the user deleted: invisible to reads and sign-in, the e-mail and username free for a new
-    // user, the row kept (an administrator can still hard-delete it).
-    async softDelete(tenantId: string, id: string, origin?: ChangeOrigin): Promise<void> {
+    // user, the row kept (an administrator can still hard-delete it). With expectedVersion
+    // (If-Match), only at the version the caller read.
+    async softDelete(tenantId: string, id: string, origin?: ChangeOrigin, expectedVersion?: number): Promise<void> {
       await changeUser(tenantId, id, async (trx, current) => {
+        if (expectedVersion !== undefined && current.version !== expectedVersion) throw staleUser(expectedVersion, current.version);
         await userQueries.update(trx, tenantId, id, undefined, { deleted_at: trx.fn.now() });
         await recordChange(trx, 'user.delete', toUser(current), { hard: false }, origin);
         await deps.outbox.enqueue(trx, { tenantId, type: 'user.deleted', data: { userId: id, hard: false } });
@@ -434,18 +440,20 @@ export function createUserService(deps: UserServiceDependencies) {
     },
 
     // Removes the row, also of a soft-deleted user. For a GDPR erasure (`reason: 'erasure'`, said
-    // in the entry and the event), `inTransaction` runs last in the deletion's transaction.
+    // in the entry and the event), `inTransaction` runs last in the deletion's transaction. With
+    // expectedVersion (If-Match), only at the version the caller read.
     async hardDelete(
       tenantId: string,
       id: string,
       origin?: ChangeOrigin,
-      options: { reason?: 'erasure'; inTransaction?: (trx: TenantTransaction, user: User) => Promise<void> } = {},
+      options: { reason?: 'erasure'; inTransaction?: (trx: TenantTransaction, user: User) => Promise<void>; expectedVersion?: number } = {},
     ): Promise<void> {
       requireTenantId(tenantId);
       if (!isUuid(id)) throw notFound(id);
       const reason = options.reason ? { reason: options.reason } : {};
       const removed = await withTenant(db, tenantId, async (trx) => {
         const current = await userQueries.find(trx, tenantId, id, { includeDeleted: true, forUpdate: true });
+        if (current && options.expectedVersion !== undefined && current.version !== options.expectedVersion) throw staleUser(options.expectedVersion, current.version);
         if (!current || !(await userQueries.hardDelete(trx, tenantId, id))) return false;
         await deps.forgetRoles(trx, id);
         await recordChange(trx, 'user.delete', toUser(current), { hard: true, ...reason }, origin);

@@ -5,6 +5,7 @@ import { validateAttributes, type AttributeSchema } from '../tenants/attribute-s
 import { isUuid } from '../ids.ts';
 import { MAX_PASSWORD_LENGTH } from '../security/password-policy.ts';
 import { toE164 } from '../otp/phone.ts';
+import { INSTANT_RANGE, representable } from '../api/instant.ts';
 
 export const USER_STATUSES = ['active', 'suspended', 'deactivated'] as const;
 export type UserStatus = (typeof USER_STATUSES)[number];
@@ -303,7 +304,7 @@ export function decodeCursor(cursor: string): { createdAt: string; id: string } 
     const decoded: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
     if (!Array.isArray(decoded) || decoded.length !== 2) return undefined;
     const [createdAt, id] = decoded;
-    if (typeof createdAt !== 'string' || !CURSOR_TIME.test(createdAt) || Number.isNaN(Date.parse(createdAt)) || !isUuid(id)) return undefined;
+    if (typeof createdAt !== 'string' || !CURSOR_TIME.test(createdAt) || !representable(new Date(createdAt)) || !isUuid(id)) return undefined;
     return { createdAt, id };
   } catch {
     return undefined;
@@ -315,6 +316,10 @@ function checkDate(value: unknown, field: string, errors: Record<string, string>
   const date = value instanceof Date ? value : typeof value === 'string' ? new Date(value) : undefined;
   if (!date || Number.isNaN(date.getTime())) {
     errors[field] = 'must be a date and time (ISO 8601)';
+    return undefined;
+  }
+  if (!representable(date)) {
+    errors[field] = INSTANT_RANGE;
     return undefined;
   }
   return date;

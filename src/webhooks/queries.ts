@@ -82,8 +82,11 @@ export const endpointQueries = {
     return updated;
   },
 
-  async remove(trx: Knex.Transaction, tenantId: string, id: string): Promise<boolean> {
-    return (await trx('webhook_endpoints').where({ tenant_id: tenantId, id }).delete(['id'])).length > 0;
+  // With a version, only while it still matches.
+  async remove(trx: Knex.Transaction, tenantId: string, id: string, version?: number): Promise<boolean> {
+    const query = trx('webhook_endpoints').where({ tenant_id: tenantId, id });
+    if (version !== undefined) query.andWhere({ version });
+    return (await query.delete(['id'])).length > 0;
   },
 
   // Re-wrapping after a key-encryption key rotation, platform context (all tenants): the

@@ -65,7 +65,8 @@ export interface WebhookService {
   // Changes to endpoints are recorded in the audit trail, in their transaction, as done by `origin`.
   create(tenantId: string, input: EndpointInput, origin?: ChangeOrigin): Promise<{ endpoint: WebhookEndpoint; secret: string }>;
   update(tenantId: string, id: string, version: number, changes: Partial<EndpointInput>, origin?: ChangeOrigin): Promise<WebhookEndpoint>;
-  remove(tenantId: string, id: string, origin?: ChangeOrigin): Promise<void>;
+  // With a version (If-Match), only while it still matches.
+  remove(tenantId: string, id: string, origin?: ChangeOrigin, version?: number): Promise<void>;
   rotateSecret(tenantId: string, id: string, origin?: ChangeOrigin): Promise<{ endpoint: WebhookEndpoint; secret: string }>;
   deliveries(tenantId: string, endpointId: string, options: { status?: DeliveryStatus; limit: number; before?: { createdAt: Date; id: string } }): Promise<WebhookDelivery[]>;
   replay(tenantId: string, endpointId: string, deliveryId: string, origin?: ChangeOrigin): Promise<void>;
@@ -215,10 +216,11 @@ export function createWebhookService(options: { db: Database; keyEncryptionKey: 
       });
     },
 
-    async remove(tenantId, id, origin) {
+    async remove(tenantId, id, origin, version) {
       await withTenant(db, tenantId, async (trx) => {
         const before = endpointView(await existing(trx, tenantId, id));
-        await endpointQueries.remove(trx, tenantId, id);
+        const removed = await endpointQueries.remove(trx, tenantId, id, version);
+        if (!removed && version !== undefined) throw new VersionMismatchError('the endpoint changed since you read it: read it again');
         await record(trx, tenantId, 'webhook.endpoint.delete', id, endpointChanges(before, null), origin);
       });
     },

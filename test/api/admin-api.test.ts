@@ -152,6 +152,12 @@ forEachBackend('admin API', (backend) => {
     expect(deep.status).to.equal(422);
     const badId = await api.call(platform, 'GET', '/tenants/not-a-uuid');
     expect(badId.status).to.equal(422);
+    const wrongMethod = await api.call(platform, 'PUT', '/tenants', {});
+    expect(wrongMethod.status).to.equal(405);
+    expect(wrongMethod.headers.get('allow')).to.include('POST');
+    expect(await wrongMethod.json()).to.include({ status: 405, title: 'Method Not Allowed' });
+    const stale = await api.call(platform, 'PATCH', `/tenants/${tenantB.id}`, { displayName: 'B2' }, { 'if-match': '"999"' });
+    expect(await stale.json()).to.include({ status: 412, title: 'Precondition Failed' });
   });
 
   it('serves an OpenAPI 3.1 document with exactly the routes that exist', async () => {

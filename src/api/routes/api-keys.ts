@@ -5,7 +5,6 @@ import { route, type RouteDefinition } from '../route-table.ts';
 import { decodeCursor, encodeCursor, tenantParams, uuid } from '../schemas.ts';
 import type { ApiServices } from '../services.ts';
 import { holds, type Principal } from '../principal.ts';
-import { ValidationError } from '../../errors.ts';
 import { DEFAULT_OVERLAP_SECONDS, MAX_OVERLAP_SECONDS, type ApiKey, type KeyPermission } from '../../apikeys/service.ts';
 import { MAX_ALLOWED_IPS } from '../../apikeys/ip-allow-list.ts';
 
@@ -72,7 +71,6 @@ export function apiKeyRoutes({ apiKeys, rbac, adminApi }: ApiServices): RouteDef
       params: tenantParams, query: listQuery, responses: { 200: 'A page of keys (never a secret)', 422: 'Invalid filter or cursor' },
       async handler({ params, query }) {
         const before = decodeCursor(query.cursor);
-        if (query.cursor && !before) throw new ValidationError('invalid cursor', { 'query.cursor': 'not a cursor this API returned' });
         const items = await apiKeys.list(params.tenantId, { limit: query.limit, before, ownerType: query.ownerType, ownerId: query.ownerId });
         const last = items.length === query.limit ? items[items.length - 1] : undefined;
         return { body: { items: items.map(present), nextCursor: last ? encodeCursor(last) : null } };

@@ -2,13 +2,12 @@
 // pages, and the same as a streamed JSON Lines or CSV export.
 import { z } from 'zod';
 import { route, type RouteDefinition } from '../route-table.ts';
-import { tenantParams } from '../schemas.ts';
+import { tenantParams, timestamp } from '../schemas.ts';
 import type { ApiServices } from '../services.ts';
 import type { ListFilter } from '../../audit/service.ts';
 import { exportStream } from '../../audit/export.ts';
 import { ValidationError } from '../../errors.ts';
 
-const timestamp = z.iso.datetime({ offset: true, message: 'must be an ISO 8601 date-time, such as 2026-11-23T10:00:00Z' });
 const filters = {
   type: z.string().regex(/^[a-z0-9_.*-]{1,128}$/, 'an event type such as auth.login, or a prefix such as auth.').optional(),
   actor: z.string().min(1).max(256).optional(),
@@ -59,10 +58,10 @@ export function auditRoutes({ audit, tenants }: ApiServices): RouteDefinition[] 
       params: tenantParams, query: exportQuery, responses: { 200: 'The entries (application/x-ndjson or text/csv)', 404: 'No such tenant', 422: 'Invalid filter or format' },
       async handler({ params, query, ctx }) {
         await tenants.get(params.tenantId);
-        const filter = listFilter(query);
+        const body = await exportStream(audit.all(params.tenantId, listFilter(query)), query.format);
         ctx.type = query.format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8';
         ctx.set('Content-Disposition', `attachment; filename="audit-${params.tenantId}.${query.format}"`);
-        return { body: exportStream(audit.all(params.tenantId, filter), query.format) };
+        return { body };
       },
     }),
   ];

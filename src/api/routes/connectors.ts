@@ -49,9 +49,9 @@ export function connectorRoutes({ connectors }: ApiServices): RouteDefinition[] 
     }),
     route({
       method: 'delete', path: '/tenants/:tenantId/connectors/:connectorId', tag: 'connectors', summary: 'Delete a connector with its role mappings, e-mail domains and the identities linked through it (roles it granted stay with their users)', permission: 'connectors:write', tenantRule: 'tenant',
-      params: connectorParams, responses: { 204: 'Deleted', 404: 'No such connector in this tenant' },
-      async handler({ params, origin }) {
-        await connectors.remove(params.tenantId, params.connectorId, origin);
+      params: connectorParams, responses: { 204: 'Deleted', 404: 'No such connector in this tenant', 412: 'Changed since (with If-Match)' },
+      async handler({ params, origin, ifMatch }) {
+        await connectors.remove(params.tenantId, params.connectorId, origin, ifMatch);
         return {};
       },
     }),

@@ -4,7 +4,8 @@
 import { z } from 'zod';
 import type { Context } from 'koa';
 import { route, type RouteDefinition, type RouteResult } from '../route-table.ts';
-import { tenantParams } from '../schemas.ts';
+import { tenantParams, timestamp } from '../schemas.ts';
+import { EARLIEST_INSTANT } from '../instant.ts';
 import type { ApiServices } from '../services.ts';
 import { reportCsv } from '../../compliance/csv.ts';
 import { ValidationError } from '../../errors.ts';
@@ -13,16 +14,16 @@ const DAY_MS = 86_400_000;
 const DEFAULT_RANGE_DAYS = 30;
 const MAX_RANGE_DAYS = 366;
 
-const timestamp = z.iso.datetime({ offset: true, message: 'must be an ISO 8601 date-time, such as 2026-11-23T10:00:00Z' });
 const format = z.enum(['json', 'csv']).optional();
 const rangeQuery = z.object({ from: timestamp.optional(), to: timestamp.optional(), format }).strict();
 const formatQuery = z.object({ format }).strict();
 const dormantQuery = z.object({ days: z.coerce.number().int().min(1).max(3650).default(90), format }).strict();
 
-// Default: the last 30 days up to now; at most a year.
+// Default: the last 30 days up to `to` (now), never before the earliest instant the database
+// holds; at most a year.
 function range(query: { from?: string; to?: string }): { from: Date; to: Date } {
   const to = query.to ? new Date(query.to) : new Date();
-  const from = query.from ? new Date(query.from) : new Date(to.getTime() - DEFAULT_RANGE_DAYS * DAY_MS);
+  const from = query.from ? new Date(query.from) : new Date(Math.max(to.getTime() - DEFAULT_RANGE_DAYS * DAY_MS, EARLIEST_INSTANT.getTime()));
   if (from >= to) throw new ValidationError('invalid time range', { 'query.to': 'must be later than from' });
   if (to.getTime() - from.getTime() > MAX_RANGE_DAYS * DAY_MS) throw new ValidationError('invalid time range', { 'query.from': `the range may span at most ${MAX_RANGE_DAYS} days` });
   return { from, to };

@@ -52,9 +52,9 @@ export function roleRoutes({ rbac }: ApiServices): RouteDefinition[] {
     }),
     route({
       method: 'delete', path: '/tenants/:tenantId/roles/:roleId', tag: 'roles', summary: 'Delete a custom role', permission: 'roles:write', tenantRule: 'tenant',
-      params: roleParams, responses: { 204: 'Deleted', 404: 'No such role', 422: 'A system role' },
-      async handler({ params, origin }) {
-        await rbac.deleteRole(params.tenantId, params.roleId, origin);
+      params: roleParams, responses: { 204: 'Deleted', 404: 'No such role', 412: 'Changed since (with If-Match)', 422: 'A system role' },
+      async handler({ params, origin, ifMatch }) {
+        await rbac.deleteRole(params.tenantId, params.roleId, origin, ifMatch);
         return {};
       },
     }),

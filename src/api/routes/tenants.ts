@@ -62,9 +62,9 @@ export function tenantRoutes({ tenants }: ApiServices): RouteDefinition[] {
     }),
     route({
       method: 'delete', path: '/tenants/:tenantId', tag: 'tenants', summary: 'Delete a tenant and everything it owns', permission: 'tenants:write', tenantRule: 'platform',
-      params: tenantParams, responses: { 204: 'Deleted', 404: 'No such tenant' },
-      async handler({ params, origin }) {
-        await tenants.delete(params.tenantId, origin);
+      params: tenantParams, responses: { 204: 'Deleted', 404: 'No such tenant', 412: 'Changed since (with If-Match)' },
+      async handler({ params, origin, ifMatch }) {
+        await tenants.delete(params.tenantId, origin, ifMatch);
         return {};
       },
     }),

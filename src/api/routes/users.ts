@@ -71,10 +71,10 @@ export function userRoutes({ users, credentials, lockouts }: ApiServices): Route
     }),
     route({
       method: 'delete', path: '/tenants/:tenantId/users/:userId', tag: 'users', summary: 'Delete a user: soft by default (?hard=true removes the row)', permission: 'users:write', tenantRule: 'tenant',
-      params: userParams, query: z.object({ hard: z.enum(['true', 'false']).optional() }).strict(), responses: { 204: 'Deleted', 404: 'No such user' },
-      async handler({ params, query, origin }) {
-        if (query.hard === 'true') await users.hardDelete(params.tenantId, params.userId, origin);
-        else await users.softDelete(params.tenantId, params.userId, origin);
+      params: userParams, query: z.object({ hard: z.enum(['true', 'false']).optional() }).strict(), responses: { 204: 'Deleted', 404: 'No such user', 412: 'Changed since (with If-Match)' },
+      async handler({ params, query, origin, ifMatch }) {
+        if (query.hard === 'true') await users.hardDelete(params.tenantId, params.userId, origin, { expectedVersion: ifMatch });
+        else await users.softDelete(params.tenantId, params.userId, origin, ifMatch);
         return {};
       },
     }),

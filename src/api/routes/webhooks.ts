@@ -7,7 +7,6 @@ import { decodeCursor, encodeCursor, tenantParams, uuid } from '../schemas.ts';
 import type { ApiServices } from '../services.ts';
 import { DELIVERY_STATUSES, type WebhookDelivery, type WebhookEndpoint } from '../../webhooks/service.ts';
 import { MAX_URL_LENGTH } from '../../webhooks/destination.ts';
-import { ValidationError } from '../../errors.ts';
 
 const endpointParams = tenantParams.extend({ endpointId: uuid }).strict();
 const deliveryParams = endpointParams.extend({ deliveryId: uuid }).strict();
@@ -78,9 +77,9 @@ export function webhookRoutes({ webhooks }: ApiServices): RouteDefinition[] {
     }),
     route({
       method: 'delete', path: '/tenants/:tenantId/webhooks/:endpointId', tag: 'webhooks', summary: 'Delete a webhook endpoint with its deliveries', permission: 'webhooks:write', tenantRule: 'tenant',
-      params: endpointParams, responses: { 204: 'Deleted', 404: 'No such endpoint in this tenant' },
-      async handler({ params, origin }) {
-        await webhooks.remove(params.tenantId, params.endpointId, origin);
+      params: endpointParams, responses: { 204: 'Deleted', 404: 'No such endpoint in this tenant', 412: 'Changed since (with If-Match)' },
+      async handler({ params, origin, ifMatch }) {
+        await webhooks.remove(params.tenantId, params.endpointId, origin, ifMatch);
         return {};
       },
     }),
@@ -97,7 +96,6 @@ export function webhookRoutes({ webhooks }: ApiServices): RouteDefinition[] {
       params: endpointParams, query: deliveriesQuery, responses: { 200: 'A page of deliveries', 404: 'No such endpoint in this tenant', 422: 'Invalid filter or cursor' },
       async handler({ params, query }) {
         const before = decodeCursor(query.cursor);
-        if (query.cursor && !before) throw new ValidationError('invalid cursor', { 'query.cursor': 'not a cursor this API returned' });
         const items = await webhooks.deliveries(params.tenantId, params.endpointId, { status: query.status, limit: query.limit, before });
         const last = items.length === query.limit ? items[items.length - 1] : undefined;
         return { body: { items: items.map(presentDelivery), nextCursor: last ? encodeCursor(last) : null } };

@@ -41,7 +41,8 @@ export interface ConnectorService {
   list(tenantId: string): Promise<AdminConnector[]>;
   get(tenantId: string, id: string): Promise<AdminConnector>;
   update(tenantId: string, id: string, expectedVersion: number, patch: UpdateConnectorInput, origin?: ChangeOrigin): Promise<AdminConnector>;
-  remove(tenantId: string, id: string, origin?: ChangeOrigin): Promise<void>;
+  // With expectedVersion (If-Match), only at the version the caller read.
+  remove(tenantId: string, id: string, origin?: ChangeOrigin, expectedVersion?: number): Promise<void>;
   // Replaces every mapping; with expectedVersion, only at that version of the connector.
   setRoleMappings(tenantId: string, id: string, mappings: RoleMapping[], origin?: ChangeOrigin, expectedVersion?: number): Promise<AdminConnector>;
 
@@ -384,9 +385,10 @@ export function createConnectorService(deps: ConnectorServiceDependencies): Conn
       }
     },
 
-    async remove(tenantId, id, origin) {
+    async remove(tenantId, id, origin, expectedVersion) {
       const domains = await withTenant(db, tenantId, async (trx) => {
-        const row = await existing(trx, tenantId, id);
+        const row = await existing(trx, tenantId, id, true);
+        if (expectedVersion !== undefined && row.version !== expectedVersion) throw new VersionMismatchError('the connector changed since you read it: read it again');
         const before = await loadOne(trx, tenantId, row);
         // Mappings, domains and the record of granted roles go with it (foreign keys); the roles
         // it granted stay with their users until an administrator takes them back. The identities
