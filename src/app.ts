@@ -2,7 +2,7 @@
 import Koa from 'koa';
 import type { Runtime } from './runtime.ts';
 import { requestContext } from './http/request-context.ts';
-import { errorHandler, unroutedAsProblem } from './http/errors.ts';
+import { errorHandler, unrouted } from './http/errors.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { captchaCspSources } from './security/captcha/index.ts';
 import { clientAddress } from './http/client-ip.ts';
@@ -40,8 +40,8 @@ export function buildApp(runtime: Runtime): Koa {
   // Pages may load the configured CAPTCHA's script and frame (the proof-of-work script is same-origin).
   app.use(securityHeaders({ extraSources: captchaCspSources(config.signInProtection) }));
   app.use(errorHandler(views, log));
-  app.use(unroutedAsProblem());
-  app.use(requestDeadline({ seconds: config.requestTimeoutSeconds, log }));
+  app.use(unrouted(views));
+  app.use(requestDeadline({ seconds: config.requestTimeoutSeconds, log, oauthPaths: ['/token', '/token/introspection', '/token/revocation', '/request'] }));
   app.use(sameOriginForCookieRequests({ issuer: config.issuer, prefix: '/api/' }));
   app.use(rateLimiting({
     limits: runtime.rateLimits,

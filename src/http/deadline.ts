@@ -6,7 +6,9 @@ import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
 import { problem } from './errors.ts';
 
-export function requestDeadline(options: { seconds: number; log: Logger }): Middleware {
+// oauthPaths: endpoints whose clients expect RFC 6749's JSON error object rather than problem+json.
+export function requestDeadline(options: { seconds: number; log: Logger; oauthPaths?: readonly string[] }): Middleware {
+  const oauthPaths = new Set(options.oauthPaths ?? []);
   const ms = options.seconds * 1000;
   return async (ctx, next) => {
     let timer: NodeJS.Timeout | undefined;
@@ -22,7 +24,13 @@ export function requestDeadline(options: { seconds: number; log: Logger }): Midd
       options.log.warn({ requestId: ctx.state.requestId, method: ctx.method, path: ctx.path, seconds: options.seconds }, 'request deadline passed');
       ctx.set('Retry-After', '1');
       ctx.set('Connection', 'close');
-      problem(ctx, 503, 'timeout', `the request was not answered within ${options.seconds} seconds`);
+      const detail = `the request was not answered within ${options.seconds} seconds`;
+      if (oauthPaths.has(ctx.path)) {
+        ctx.status = 503;
+        ctx.body = { error: 'temporarily_unavailable', error_description: detail };
+      } else {
+        problem(ctx, 503, 'timeout', detail);
+      }
     } finally {
       clearTimeout(timer);
     }

@@ -56,13 +56,18 @@ export function jsonApiErrors(): Middleware {
 }
 
 // A request no route answered: 404, or 405 with Allow when a router knows the path but not the
-// method (its allowedMethods leave the body empty), as problem+json.
-export function unroutedAsProblem(): Middleware {
+// method (its allowedMethods leave the body empty). problem+json, or a page for a browser outside
+// the APIs.
+export function unrouted(views: Views): Middleware {
   return async (ctx, next) => {
     await next();
-    if (ctx.body !== undefined && ctx.body !== null) return;
+    if ((ctx.body !== undefined && ctx.body !== null) || (ctx.status !== 404 && ctx.status !== 405)) return;
+    if (!ctx.path.startsWith('/api/') && ctx.accepts('json', 'html') === 'html') {
+      const status = ctx.status;
+      return views.page(ctx, 'error.njk', { error: status === 404 ? 'not_found' : 'method_not_allowed', description: status === 404 ? views.translator(ctx)('common.pageNotFound') : undefined }, status);
+    }
     if (ctx.status === 404) problem(ctx, 404, 'not-found', `no route for ${ctx.method} ${ctx.path}`);
-    else if (ctx.status === 405) problem(ctx, 405, 'method-not-allowed', `${ctx.method} is not allowed here; see Allow`);
+    else problem(ctx, 405, 'method-not-allowed', `${ctx.method} is not allowed here; see Allow`);
   };
 }
 

@@ -702,4 +702,19 @@ forEachBackend('bad input', (backend) => {
       expect(result.status).to.equal(303);
     });
   });
+
+  describe('unknown addresses', () => {
+    it('answers a browser with a 404 page and anything else with problem+json; a known path with the wrong method 405', async () => {
+      for (const path of ['/no-such-page', '/account/nope']) {
+        const page = await outcome(await fetch(`${issuer}${path}`, { headers: { accept: 'text/html,application/xhtml+xml,*/*;q=0.8' } }));
+        expectErrorPage(page, 404);
+        const json = await outcome(await fetch(`${issuer}${path}`, { headers: { accept: 'application/json' } }));
+        expect(json.status).to.equal(404);
+        expect(json.headers.get('content-type')).to.match(/^application\/problem\+json/);
+      }
+      const wrongMethod = await outcome(await fetch(`${issuer}/api/v1/tenants`, { method: 'PUT' }));
+      expect(wrongMethod.status).to.equal(405);
+      expect(JSON.parse(wrongMethod.text)).to.include({ status: 405, title: 'Method Not Allowed' });
+    });
+  });
 });

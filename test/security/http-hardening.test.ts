@@ -153,14 +153,14 @@ describe('hardened HTTP', () => {
     });
   });
 
-  it('answers 503 problem+json when a handler misses the request deadline', async function () {
+  it('answers 503 when a handler misses the request deadline: problem+json, or RFC 6749 JSON on the token endpoints', async function () {
     this.timeout(10_000);
     const app = new Koa();
     const log = pino({ level: 'silent' });
     app.use(errorHandler(createViews(), log));
-    app.use(requestDeadline({ seconds: 1, log }));
+    app.use(requestDeadline({ seconds: 1, log, oauthPaths: ['/token'] }));
     app.use(async (ctx) => {
-      await new Promise((resolve) => setTimeout(resolve, ctx.path === '/slow' ? 1500 : 10));
+      await new Promise((resolve) => setTimeout(resolve, ctx.path === '/fast' ? 10 : 1500));
       ctx.body = { ok: true };
     });
     const server = app.listen(0, '127.0.0.1');
@@ -171,6 +171,11 @@ describe('hardened HTTP', () => {
       expect(slow.status).to.equal(503);
       expect(slow.headers.get('content-type')).to.match(/^application\/problem\+json/);
       expect((await fetch(`${base}/fast`)).status).to.equal(200);
+      // A token endpoint's client expects RFC 6749's error object.
+      const token = await fetch(`${base}/token`, { method: 'POST' });
+      expect(token.status).to.equal(503);
+      expect(token.headers.get('content-type')).to.match(/^application\/json/);
+      expect(((await token.json()) as { error: string }).error).to.equal('temporarily_unavailable');
     } finally {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
