@@ -1,7 +1,7 @@
 // Shared pieces of the admin API's input schemas.
 import { z } from 'zod';
 import { ValidationError } from '../errors.ts';
-import { INSTANT_RANGE, representable } from './instant.ts';
+import { INSTANT_RANGE, representable } from '../store/instant.ts';
 
 export const uuid = z.uuid({ message: 'must be a UUID' });
 export const tenantParams = z.object({ tenantId: uuid }).strict();

@@ -5,7 +5,7 @@ import { validateAttributes, type AttributeSchema } from '../tenants/attribute-s
 import { isUuid } from '../ids.ts';
 import { MAX_PASSWORD_LENGTH } from '../security/password-policy.ts';
 import { toE164 } from '../otp/phone.ts';
-import { INSTANT_RANGE, representable } from '../api/instant.ts';
+import { INSTANT_RANGE, representable } from '../store/instant.ts';
 
 export const USER_STATUSES = ['active', 'suspended', 'deactivated'] as const;
 export type UserStatus = (typeof USER_STATUSES)[number];

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { Context } from 'koa';
 import { route, type RouteDefinition, type RouteResult } from '../route-table.ts';
 import { tenantParams, timestamp } from '../schemas.ts';
-import { EARLIEST_INSTANT } from '../instant.ts';
+import { EARLIEST_INSTANT } from '../../store/instant.ts';
 import type { ApiServices } from '../services.ts';
 import { reportCsv } from '../../compliance/csv.ts';
 import { ValidationError } from '../../errors.ts';
